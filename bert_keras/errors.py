@@ -1,0 +1,31 @@
+"""Exceptions raised by bert_keras.
+
+Every error the library raises for bad user input is one of these. They subclass
+the built-in `ValueError` or `OSError`, so code that already catches those keeps
+working, and each message says what happened, what was expected, what was found
+and how to fix it.
+"""
+
+
+class BertKerasError(Exception):
+    """Base class of every exception raised by bert_keras."""
+
+
+class ConfigError(BertKerasError, ValueError):
+    """A `BertConfig` (or config.json) field is missing, malformed or absurd."""
+
+
+class InputError(BertKerasError, ValueError):
+    """Model inputs (token ids, masks, shapes) do not fit the model's config."""
+
+
+class CheckpointError(BertKerasError, ValueError):
+    """A checkpoint's content does not fit the model: bad file, keys or shapes."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """Loading this checkpoint could run code (pickle, remote code) and was refused."""
+
+
+class CheckpointNotFoundError(BertKerasError, OSError):
+    """No checkpoint could be found at the given path or Hub id."""

@@ -1,0 +1,160 @@
+"""Multi-head self-attention with its output projection, residual and LayerNorm."""
+
+import math
+
+import keras
+from keras import layers
+from keras import ops
+
+from bert_keras.layers.hf_names import nest
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertAttention(layers.Layer):
+    """Post-LN self-attention block (HF module `attention`).
+
+    Computes `LayerNorm(x + dropout(dense(softmax(q k^T / sqrt(d)) v)))`, where
+    padded keys (mask 0) get no weight. A row whose mask is all zero attends
+    uniformly, as in transformers, so its outputs stay finite.
+
+    Args:
+        hidden_size: int, model width.
+        num_attention_heads: int, must divide `hidden_size`.
+        attention_dropout_rate: float, dropout on attention probabilities.
+        hidden_dropout_rate: float, dropout on the projected output.
+        layer_norm_eps: float, LayerNorm epsilon.
+        initializer_range: float, stddev of the truncated normal initializer.
+
+    Call args:
+        hidden_states: (batch, seq, hidden) tensor.
+        attention_mask: (batch, 1, 1, seq) boolean tensor, True where a key
+            may be attended to.
+        training: bool, enables dropout.
+
+    Returns:
+        `(output, attention_probs)`, shapes (batch, seq, hidden) and
+        (batch, heads, seq, seq).
+
+    Example:
+
+    >>> attention = BertAttention(32, 4)
+    >>> mask = np.ones((3, 1, 1, 7), bool)
+    >>> attention(np.zeros((3, 7, 32), "float32"), mask)[0].shape
+    (3, 7, 32)
+    """
+
+    def __init__(
+        self,
+        hidden_size,
+        num_attention_heads,
+        attention_dropout_rate=0.1,
+        hidden_dropout_rate=0.1,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if hidden_size % num_attention_heads:
+            raise ValueError(
+                "`hidden_size` must be divisible by `num_attention_heads`. "
+                f"Received: hidden_size={hidden_size}, "
+                f"num_attention_heads={num_attention_heads}"
+            )
+        self.head_size = hidden_size // num_attention_heads
+
+        def dense(name):
+            return layers.Dense(
+                hidden_size,
+                kernel_initializer=keras.initializers.TruncatedNormal(
+                    stddev=initializer_range
+                ),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.query = dense("query")
+        self.key = dense("key")
+        self.value = dense("value")
+        self.attention_dropout = layers.Dropout(
+            attention_dropout_rate, dtype=self.dtype_policy
+        )
+        self.output_dense = dense("dense")
+        self.output_dropout = layers.Dropout(
+            hidden_dropout_rate, dtype=self.dtype_policy
+        )
+        self.output_layer_norm = layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        )
+
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.attention_dropout_rate = attention_dropout_rate
+        self.hidden_dropout_rate = hidden_dropout_rate
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        for dense in (self.query, self.key, self.value, self.output_dense):
+            dense.build(hidden_states_shape)
+        self.output_layer_norm.build(hidden_states_shape)
+        self.built = True
+
+    def _split_heads(self, x):
+        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+        x = ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
+        return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, seq, head_size)
+
+    def call(self, hidden_states, attention_mask, training=None):
+        query = self._split_heads(self.query(hidden_states))
+        key = self._split_heads(self.key(hidden_states))
+        value = self._split_heads(self.value(hidden_states))
+
+        # (batch, heads, seq, seq)
+        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
+        scores = scores * ops.cast(1.0 / math.sqrt(self.head_size), scores.dtype)
+        # Softmax in float32 even under mixed precision: bfloat16 has 8 bits of
+        # mantissa, too few for a sum over hundreds of keys.
+        scores = ops.cast(scores, "float32")
+        scores = ops.where(attention_mask, scores, ops.cast(-3.4028235e38, "float32"))
+        probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+
+        context = ops.matmul(
+            self.attention_dropout(probs, training=training), value
+        )  # (batch, heads, seq, head_size)
+        context = ops.transpose(context, (0, 2, 1, 3))
+        batch, seq = ops.shape(context)[0], ops.shape(context)[1]
+        context = ops.reshape(context, (batch, seq, self.hidden_size))
+
+        output = self.output_dropout(self.output_dense(context), training=training)
+        output = self.output_layer_norm(output + hidden_states)
+        return output, probs
+
+    def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
+        batch, seq = hidden_states_shape[0], hidden_states_shape[1]
+        return (
+            tuple(hidden_states_shape),
+            (batch, self.num_attention_heads, seq, seq),
+        )
+
+    def hf_variables(self):
+        return {
+            **nest({"self.query": self.query}),
+            **nest({"self.key": self.key}),
+            **nest({"self.value": self.value}),
+            **nest({"output.dense": self.output_dense}),
+            **nest({"output.LayerNorm": self.output_layer_norm}),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_size": self.hidden_size,
+                "num_attention_heads": self.num_attention_heads,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "hidden_dropout_rate": self.hidden_dropout_rate,
+                "layer_norm_eps": self.layer_norm_eps,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config

@@ -1,0 +1,121 @@
+"""Word + position + token type embeddings, then LayerNorm and dropout."""
+
+import keras
+from keras import layers
+from keras import ops
+
+from bert_keras.layers.hf_names import nest
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertEmbeddings(layers.Layer):
+    """BERT's input embeddings (HF module `embeddings`).
+
+    Positions are `0..seq_len-1` (absolute, right padding).
+
+    Args:
+        vocab_size: int, number of word pieces.
+        hidden_size: int, embedding width.
+        max_position_embeddings: int, longest sequence the model accepts.
+        type_vocab_size: int, number of segment (token type) ids.
+        layer_norm_eps: float, LayerNorm epsilon.
+        dropout_rate: float, dropout after the LayerNorm.
+        initializer_range: float, stddev of the truncated normal initializer.
+
+    Example:
+
+    >>> embeddings = BertEmbeddings(99, 32, 64, 2)
+    >>> embeddings(np.ones((3, 7), "int32"), np.zeros((3, 7), "int32")).shape
+    (3, 7, 32)
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size,
+        max_position_embeddings,
+        type_vocab_size,
+        layer_norm_eps=1e-12,
+        dropout_rate=0.1,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.word_embeddings = layers.Embedding(
+            vocab_size,
+            hidden_size,
+            embeddings_initializer=initializer,
+            dtype=self.dtype_policy,
+            name="word_embeddings",
+        )
+        self.position_embeddings = layers.Embedding(
+            max_position_embeddings,
+            hidden_size,
+            embeddings_initializer=initializer,
+            dtype=self.dtype_policy,
+            name="position_embeddings",
+        )
+        self.token_type_embeddings = layers.Embedding(
+            type_vocab_size,
+            hidden_size,
+            embeddings_initializer=initializer,
+            dtype=self.dtype_policy,
+            name="token_type_embeddings",
+        )
+        self.layer_norm = layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        )
+        self.dropout = layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.layer_norm_eps = layer_norm_eps
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+
+    def build(self, input_ids_shape, token_type_ids_shape=None):
+        self.word_embeddings.build(input_ids_shape)
+        self.position_embeddings.build((None,))
+        self.token_type_embeddings.build(input_ids_shape)
+        self.layer_norm.build(tuple(input_ids_shape) + (self.hidden_size,))
+        self.built = True
+
+    def call(self, input_ids, token_type_ids, training=None):
+        seq_len = ops.shape(input_ids)[-1]
+        # (seq, hidden), broadcast over the batch.
+        positions = self.position_embeddings(ops.arange(seq_len, dtype="int32"))
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        x = x + positions
+        x = self.layer_norm(x)
+        return self.dropout(x, training=training)
+
+    def hf_variables(self):
+        return nest(
+            {
+                "word_embeddings": self.word_embeddings,
+                "position_embeddings": self.position_embeddings,
+                "token_type_embeddings": self.token_type_embeddings,
+                "LayerNorm": self.layer_norm,
+            }
+        )
+
+    def compute_output_shape(self, input_ids_shape, token_type_ids_shape=None):
+        return tuple(input_ids_shape) + (self.hidden_size,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "hidden_size": self.hidden_size,
+                "max_position_embeddings": self.max_position_embeddings,
+                "type_vocab_size": self.type_vocab_size,
+                "layer_norm_eps": self.layer_norm_eps,
+                "dropout_rate": self.dropout_rate,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config

@@ -1,0 +1,239 @@
+"""The post-LN transformer layer (attention + feed-forward) and the layer stack."""
+
+import keras
+from keras import layers
+
+from bert_keras.layers.activations import get_activation
+from bert_keras.layers.attention import BertAttention
+from bert_keras.layers.hf_names import nest
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertLayer(layers.Layer):
+    """One encoder layer (HF module `encoder.layer.N`).
+
+    `x = attention(x)`, then `LayerNorm(x + dropout(W2 act(W1 x)))`, with
+    `W1` HF's `intermediate.dense` and `W2` HF's `output.dense`.
+
+    Args:
+        hidden_size: int, model width.
+        num_attention_heads: int, must divide `hidden_size`.
+        intermediate_size: int, width of the feed-forward block.
+        hidden_act: str, a transformers `hidden_act` name (`"gelu"` is exact).
+        hidden_dropout_rate: float, dropout on residual branches.
+        attention_dropout_rate: float, dropout on attention probabilities.
+        layer_norm_eps: float, LayerNorm epsilon.
+        initializer_range: float, stddev of the truncated normal initializer.
+
+    Example:
+
+    >>> layer = BertLayer(32, 4, 37)
+    >>> mask = np.ones((3, 1, 1, 7), bool)
+    >>> layer(np.zeros((3, 7, 32), "float32"), mask)[0].shape
+    (3, 7, 32)
+    """
+
+    def __init__(
+        self,
+        hidden_size,
+        num_attention_heads,
+        intermediate_size,
+        hidden_act="gelu",
+        hidden_dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        self.attention = BertAttention(
+            hidden_size,
+            num_attention_heads,
+            attention_dropout_rate=attention_dropout_rate,
+            hidden_dropout_rate=hidden_dropout_rate,
+            layer_norm_eps=layer_norm_eps,
+            initializer_range=initializer_range,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.intermediate_dense = layers.Dense(
+            intermediate_size,
+            kernel_initializer=initializer,
+            dtype=self.dtype_policy,
+            name="intermediate_dense",
+        )
+        self.activation = get_activation(hidden_act)
+        self.output_dense = layers.Dense(
+            hidden_size,
+            kernel_initializer=initializer,
+            dtype=self.dtype_policy,
+            name="output_dense",
+        )
+        self.output_dropout = layers.Dropout(
+            hidden_dropout_rate, dtype=self.dtype_policy
+        )
+        self.output_layer_norm = layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="output_LayerNorm"
+        )
+
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_rate = hidden_dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        hidden_states_shape = tuple(hidden_states_shape)
+        self.attention.build(hidden_states_shape)
+        self.intermediate_dense.build(hidden_states_shape)
+        self.output_dense.build(hidden_states_shape[:-1] + (self.intermediate_size,))
+        self.output_layer_norm.build(hidden_states_shape)
+        self.built = True
+
+    def call(self, hidden_states, attention_mask, training=None):
+        hidden_states, probs = self.attention(
+            hidden_states, attention_mask, training=training
+        )
+        # (batch, seq, intermediate)
+        intermediate = self.activation(self.intermediate_dense(hidden_states))
+        output = self.output_dropout(self.output_dense(intermediate), training=training)
+        return self.output_layer_norm(output + hidden_states), probs
+
+    def hf_variables(self):
+        return nest(
+            {
+                "attention": self.attention,
+                "intermediate.dense": self.intermediate_dense,
+                "output.dense": self.output_dense,
+                "output.LayerNorm": self.output_layer_norm,
+            }
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_size": self.hidden_size,
+                "num_attention_heads": self.num_attention_heads,
+                "intermediate_size": self.intermediate_size,
+                "hidden_act": self.hidden_act,
+                "hidden_dropout_rate": self.hidden_dropout_rate,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "layer_norm_eps": self.layer_norm_eps,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertEncoder(layers.Layer):
+    """The stack of `num_hidden_layers` `BertLayer`s (HF module `encoder`).
+
+    Args:
+        num_hidden_layers: int, number of layers.
+        **layer_kwargs: the `BertLayer` arguments, shared by every layer
+            (`hidden_size`, `num_attention_heads`, `intermediate_size`,
+            `hidden_act`, dropout rates, `layer_norm_eps`, `initializer_range`).
+
+    Call args:
+        hidden_states: (batch, seq, hidden) embeddings.
+        attention_mask: (batch, seq) tensor, nonzero/True for real tokens.
+        training: bool, enables dropout.
+
+    Returns:
+        dict with `last_hidden_state` (batch, seq, hidden), `hidden_states`
+        (a list of num_hidden_layers + 1 tensors: the embeddings, then each
+        layer's output) and `attentions` (a list of (batch, heads, seq, seq)).
+
+    Example:
+
+    >>> encoder = BertEncoder(2, hidden_size=32, num_attention_heads=4,
+    ...                       intermediate_size=37)
+    >>> out = encoder(np.zeros((3, 7, 32), "float32"), np.ones((3, 7)))
+    >>> len(out["hidden_states"])
+    3
+    """
+
+    def __init__(
+        self,
+        num_hidden_layers,
+        hidden_size,
+        num_attention_heads,
+        intermediate_size,
+        hidden_act="gelu",
+        hidden_dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        layer_norm_eps=1e-12,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.layer = [
+            BertLayer(
+                hidden_size,
+                num_attention_heads,
+                intermediate_size,
+                hidden_act=hidden_act,
+                hidden_dropout_rate=hidden_dropout_rate,
+                attention_dropout_rate=attention_dropout_rate,
+                layer_norm_eps=layer_norm_eps,
+                initializer_range=initializer_range,
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i in range(num_hidden_layers)
+        ]
+        self.num_hidden_layers = num_hidden_layers
+        self.hidden_size = hidden_size
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_rate = hidden_dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+
+    def build(self, hidden_states_shape, attention_mask_shape=None):
+        for layer in self.layer:
+            layer.build(hidden_states_shape)
+        self.built = True
+
+    def call(self, hidden_states, attention_mask, training=None):
+        # (batch, 1, 1, seq): broadcast over heads and query positions.
+        key_mask = keras.ops.cast(attention_mask, "bool")[:, None, None, :]
+        all_hidden_states = [hidden_states]
+        all_attentions = []
+        for layer in self.layer:
+            hidden_states, probs = layer(hidden_states, key_mask, training=training)
+            all_hidden_states.append(hidden_states)
+            all_attentions.append(probs)
+        return {
+            "last_hidden_state": hidden_states,
+            "hidden_states": all_hidden_states,
+            "attentions": all_attentions,
+        }
+
+    def hf_variables(self):
+        return nest({f"layer.{i}": layer for i, layer in enumerate(self.layer)})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_hidden_layers": self.num_hidden_layers,
+                "hidden_size": self.hidden_size,
+                "num_attention_heads": self.num_attention_heads,
+                "intermediate_size": self.intermediate_size,
+                "hidden_act": self.hidden_act,
+                "hidden_dropout_rate": self.hidden_dropout_rate,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "layer_norm_eps": self.layer_norm_eps,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config

@@ -1,0 +1,378 @@
+"""What every bert_keras model shares: config, inputs, checkpoints, training.
+
+Each model is a functional `keras.Model` built inside its class from a
+`transformers.BertConfig`. This base class adds the Hugging Face surface
+(`from_pretrained`, `save_pretrained`, `push_to_hub`, HF input names) and the
+training defaults (`compile()` with the task's loss and metrics).
+"""
+
+import collections.abc
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from bert_keras.config import BertConfig
+from bert_keras.config import as_config
+from bert_keras.config import validate_config
+from bert_keras.errors import InputError
+from bert_keras.layers.hf_names import nest
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# HF model arguments we know but do not take: refuse rather than ignore them.
+_UNSUPPORTED_INPUTS = ("position_ids", "inputs_embeds", "head_mask")
+
+
+def bert_inputs(rank=2):
+    """The functional model's inputs: int32, any batch and sequence length."""
+    shape = (None,) * (rank - 1)
+    return {
+        name: keras.Input(shape=shape, dtype="int32", name=name) for name in INPUT_NAMES
+    }
+
+
+class BertPreTrainedModel(keras.Model):
+    """Base class of every bert_keras model.
+
+    Subclasses build their layers and functional graph in `__init__(config)`
+    and set the class attributes below. Users never instantiate this class.
+    """
+
+    base_model_prefix = "bert"
+    # The transformers class whose checkpoints this class reads and writes.
+    hf_architecture = None
+    # Inputs are (batch, seq); BertForMultipleChoice takes (batch, choices, seq).
+    input_rank = 2
+
+    def __init__(self, *args, config, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+        self._task_loss = None
+        # Held outside Keras' state tracker (which is locked once the model is
+        # built); reported through the `metrics` property below.
+        object.__setattr__(self, "_task_metrics", [])
+
+    @staticmethod
+    def _prepare_config(config):
+        config = as_config(config)
+        validate_config(config)
+        return config
+
+    @property
+    def hf_tied_weights(self):
+        """`{tied_key: source_key}`: HF keys not written because shared."""
+        return {}
+
+    def hf_variables(self):
+        """Returns `{hf_state_dict_key: (variable, transpose)}` for every weight.
+
+        Keys are exactly those of the matching transformers class, e.g.
+        `bert.encoder.layer.0.attention.self.query.weight`. Tied weights
+        appear once, under their source key.
+        """
+        return nest(self._hf_children())
+
+    def _hf_children(self):
+        raise NotImplementedError
+
+    # --- Inputs -------------------------------------------------------------
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self._prepare_inputs(inputs), *args, **kwargs)
+
+    def _prepare_inputs(self, inputs):
+        """Fills default masks, casts to int32 and checks values fit the config."""
+        if not isinstance(inputs, collections.abc.Mapping):
+            inputs = {"input_ids": inputs}
+        for name in _UNSUPPORTED_INPUTS:
+            if inputs.get(name) is not None:
+                raise InputError(
+                    f"bert_keras models do not take `{name}`; pass input_ids, "
+                    "attention_mask and token_type_ids (right padding). "
+                    f"Received: {name} of shape {ops.shape(inputs[name])}"
+                )
+        if inputs.get("input_ids") is None:
+            raise InputError(
+                "Model inputs must contain `input_ids`. Expected a dict with keys "
+                f"{list(INPUT_NAMES)} (as returned by a HF tokenizer). "
+                f"Received: keys={sorted(inputs)}"
+            )
+        input_ids = inputs["input_ids"]
+        if isinstance(input_ids, keras.KerasTensor):
+            return {name: inputs[name] for name in INPUT_NAMES if name in inputs}
+        input_ids = _to_tensor(input_ids, "input_ids")
+        prepared = {"input_ids": input_ids}
+        for name, default in (("attention_mask", 1), ("token_type_ids", 0)):
+            value = inputs.get(name)
+            if value is None:
+                value = tf.fill(tf.shape(input_ids), default)
+            else:
+                value = _to_tensor(value, name)
+            prepared[name] = value
+        self._check_inputs(prepared)
+        # Checked first, cast second: an int64 id of 2**32 + 5 must not wrap to 5.
+        return {name: tf.cast(value, tf.int32) for name, value in prepared.items()}
+
+    def _check_inputs(self, inputs):
+        config = self.config
+        input_ids = inputs["input_ids"]
+        rank = input_ids.shape.rank
+        if rank != self.input_rank:
+            layout = "(batch, choices, seq)" if self.input_rank == 3 else "(batch, seq)"
+            raise InputError(
+                f"{type(self).__name__} expects `input_ids` of shape {layout}. "
+                f"Received: input_ids of shape {tuple(input_ids.shape)}"
+            )
+        for name in ("attention_mask", "token_type_ids"):
+            if inputs[name].shape.rank != rank or (
+                inputs[name].shape.is_fully_defined()
+                and input_ids.shape.is_fully_defined()
+                and inputs[name].shape != input_ids.shape
+            ):
+                raise InputError(
+                    f"`{name}` must have the same shape as `input_ids`. Received: "
+                    f"{name} of shape {tuple(inputs[name].shape)}, input_ids of "
+                    f"shape {tuple(input_ids.shape)}"
+                )
+        seq_len = input_ids.shape[-1]
+        limit = config.max_position_embeddings
+        if seq_len is not None and seq_len > limit:
+            raise InputError(
+                f"Sequences are {seq_len} tokens long but the model has position "
+                f"embeddings for {limit} (max_position_embeddings). Truncate the "
+                f"inputs, e.g. tokenizer(..., truncation=True, max_length={limit}). "
+                f"Received: input_ids of shape {tuple(input_ids.shape)}"
+            )
+        ranges = (
+            ("input_ids", config.vocab_size, "vocab_size"),
+            ("token_type_ids", config.type_vocab_size, "type_vocab_size"),
+        )
+        if tf.executing_eagerly():
+            for name, high, field in ranges:
+                values = inputs[name].numpy()
+                if values.size and (values.min() < 0 or values.max() >= high):
+                    bad = values[(values < 0) | (values >= high)]
+                    raise InputError(
+                        f"`{name}` must be in [0, {high}) ({field} of the config). "
+                        f"Was the text tokenized with this model's tokenizer? "
+                        f"Received: {name} containing {bad[:5].tolist()}"
+                    )
+            return
+        # Inside tf.function (fit / predict): the checks become graph asserts.
+        for name, high, field in ranges:
+            tf.debugging.assert_non_negative(
+                inputs[name],
+                message=f"`{name}` must be in [0, {high}) ({field}); found a "
+                "negative id (-100 is a label value, not an input id)",
+            )
+            tf.debugging.assert_less(
+                inputs[name],
+                tf.constant(high, inputs[name].dtype),
+                message=f"`{name}` must be in [0, {high}) ({field} of the "
+                "config); found a larger id. Was the text tokenized with this "
+                "model's tokenizer?",
+            )
+        tf.debugging.assert_less_equal(
+            tf.shape(input_ids)[-1],
+            limit,
+            message=f"Sequences must be at most max_position_embeddings={limit} "
+            "tokens long; truncate the inputs (tokenizer(..., truncation=True))",
+        )
+
+    # --- Checkpoints --------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, **kwargs):
+        """Loads a Hugging Face checkpoint (Hub id or local directory).
+
+        Args:
+            name_or_path: str, a Hub id such as `"google-bert/bert-base-uncased"`
+                or a directory holding config.json and model.safetensors.
+            **kwargs: loading options (`ignore_mismatched_sizes`,
+                `output_loading_info`, `cache_dir`, `revision`, `token`,
+                `local_files_only`, `allow_pickle`) and config overrides
+                (`num_labels=3`, `hidden_dropout_prob=0.0`, ...).
+
+        Returns:
+            The model, with every weight the checkpoint holds.
+
+        Example:
+
+        >>> model = BertForSequenceClassification.from_pretrained(
+        ...     "google-bert/bert-base-uncased", num_labels=2)
+        """
+        from bert_keras import hub
+
+        return hub.load_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory, tokenizer=None, **kwargs):
+        """Writes config.json and model.safetensors that transformers opens.
+
+        Args:
+            save_directory: str or path; created if missing.
+            tokenizer: optional transformers tokenizer saved alongside.
+            **kwargs: e.g. `max_shard_size`.
+
+        Returns:
+            list of the files written.
+
+        Example:
+
+        >>> model.save_pretrained("out/", tokenizer=tokenizer)
+        """
+        from bert_keras import hub
+
+        return hub.save_pretrained(self, save_directory, tokenizer=tokenizer, **kwargs)
+
+    def push_to_hub(self, repo_id, **kwargs):
+        """Uploads the checkpoint and a model card to the Hub in one commit.
+
+        Example:
+
+        >>> model.push_to_hub("me/my-bert", tokenizer=tokenizer)
+        """
+        from bert_keras import hub
+
+        return hub.push_to_hub(self, repo_id, **kwargs)
+
+    # --- Keras serialization ------------------------------------------------
+
+    def get_config(self):
+        return {
+            "config": self.config.to_dict(),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        bert_config = BertConfig.from_dict(config.pop("config"))
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(bert_config, **config)
+
+    # --- Training -----------------------------------------------------------
+
+    def default_loss(self):
+        """Returns `loss(y, y_pred, sample_weight)` for this task, or None."""
+        return None
+
+    def default_metrics(self):
+        """Returns `[(keras.metrics.Metric, view)]`; `view(y, y_pred)` gives
+        `(y_true, y_pred, sample_weight)` for that metric."""
+        return []
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Configures training with the task's defaults.
+
+        Args:
+            optimizer: `"auto"` for AdamW (lr 5e-5, weight decay 0.01 on
+                everything but biases and LayerNorm, global clipnorm 1.0),
+                or any Keras optimizer.
+            loss: `"auto"` for the task's loss (HF's: cross-entropy with
+                label -100 ignored, MSE for regression, ...), or a Keras loss
+                applied to the output dict.
+            metrics: `"auto"` for the task's metrics, or Keras metrics.
+            **kwargs: passed to `keras.Model.compile`.
+
+        Example:
+
+        >>> model.compile()
+        >>> model.fit(dataset_of_features_and_labels, epochs=3)
+        """
+        from bert_keras.optimization import create_optimizer
+
+        default_optimizer = isinstance(optimizer, str) and optimizer == "auto"
+        if default_optimizer:
+            optimizer = create_optimizer()
+        task_loss = isinstance(loss, str) and loss == "auto"
+        task_metrics = isinstance(metrics, str) and metrics == "auto"
+        self._task_loss = self.default_loss() if task_loss else None
+        self._task_compile = {"loss": task_loss, "metrics": task_metrics}
+        self._default_optimizer = default_optimizer
+        object.__setattr__(
+            self, "_task_metrics", self.default_metrics() if task_metrics else []
+        )
+        super().compile(
+            optimizer=optimizer,
+            loss=None if task_loss else loss,
+            metrics=None if task_metrics else metrics,
+            **kwargs,
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        task = getattr(self, "_task_compile", None)
+        if config is not None and task is not None:
+            config = dict(config)
+            for key, is_auto in task.items():
+                if is_auto:
+                    config[key] = "auto"
+            # AdamW's config does not hold its weight-decay exclusions.
+            config["bert_keras_no_decay"] = self._default_optimizer
+        return config
+
+    def compile_from_config(self, config):
+        from bert_keras.optimization import NO_DECAY_NAMES
+
+        config = dict(config)
+        no_decay = config.pop("bert_keras_no_decay", False)
+        config = keras.saving.deserialize_keras_object(config)
+        if no_decay:
+            config["optimizer"].exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+        self.compile(**config)
+        if self.built and hasattr(self.optimizer, "build"):
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        if self._task_loss is None:
+            return super().compute_loss(
+                x, y, y_pred, sample_weight=sample_weight, training=training
+            )
+        if y is None:
+            raise InputError(
+                f"{type(self).__name__} needs labels to compute its loss: give fit "
+                "a dataset of (features, labels). Received: labels=None"
+            )
+        loss = self._task_loss(y, y_pred, sample_weight)
+        for extra in self.losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        for metric, view in self._task_metrics:
+            metric.update_state(*view(y, y_pred, sample_weight))
+        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    @property
+    def metrics(self):
+        return super().metrics + [metric for metric, _ in self._task_metrics]
+
+
+def _to_tensor(value, name):
+    if hasattr(value, "numpy") and not isinstance(value, (tf.Tensor, np.ndarray)):
+        value = value.numpy()  # torch tensors and the like
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    dtype = value.dtype if isinstance(value, np.ndarray) else None
+    if isinstance(value, tf.Tensor):
+        dtype = value.dtype.as_numpy_dtype
+    if dtype is not None and not (
+        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
+    ):
+        if name != "attention_mask" or not np.issubdtype(dtype, np.floating):
+            raise InputError(
+                f"`{name}` must hold integers. Received: {name} of dtype "
+                f"{np.dtype(dtype).name}"
+            )
+    tensor = tf.convert_to_tensor(value)
+    if name == "attention_mask" and tensor.dtype != tf.int32:
+        tensor = tf.cast(tf.not_equal(tensor, tf.zeros([], tensor.dtype)), tf.int32)
+    if tensor.dtype == tf.bool:
+        tensor = tf.cast(tensor, tf.int32)
+    return tensor

@@ -1,0 +1,114 @@
+"""`BertModel`: the bare encoder, as transformers' `BertModel`."""
+
+import keras
+
+from bert_keras.layers.embeddings import BertEmbeddings
+from bert_keras.layers.encoder import BertEncoder
+from bert_keras.layers.heads import BertPooler
+from bert_keras.models.base import BertPreTrainedModel
+from bert_keras.models.base import bert_inputs
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertModel(BertPreTrainedModel):
+    """The BERT encoder: embeddings, `num_hidden_layers` post-LN layers, pooler.
+
+    Args:
+        config: `transformers.BertConfig` (or a dict of its fields). Its
+            `output_hidden_states` / `output_attentions` add those outputs.
+        add_pooling_layer: bool, whether to build the pooler (task models that
+            only use token states leave it out, as transformers does).
+
+    Inputs (HF names): `input_ids`, `attention_mask` (optional, 1 = real token),
+    `token_type_ids` (optional), each (batch, seq).
+
+    Outputs (a dict): `last_hidden_state` (batch, seq, hidden),
+    `pooler_output` (batch, hidden), and when asked for, `hidden_states` (the
+    embeddings and each layer's output) and `attentions` (per layer, (batch,
+    heads, seq, seq) probabilities).
+
+    Example:
+
+    >>> model = BertModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+    >>> batch = tokenizer(["Hello world"], return_tensors="np")
+    >>> model(dict(batch))["last_hidden_state"].shape
+    TensorShape([1, 4, 384])
+    """
+
+    hf_architecture = "BertModel"
+
+    def __init__(self, config=None, add_pooling_layer=True, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        initializer_range = config.initializer_range
+        self.embeddings = BertEmbeddings(
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            layer_norm_eps=config.layer_norm_eps,
+            dropout_rate=config.hidden_dropout_prob,
+            initializer_range=initializer_range,
+            dtype=dtype,
+            name="embeddings",
+        )
+        self.encoder = BertEncoder(
+            num_hidden_layers=config.num_hidden_layers,
+            hidden_size=config.hidden_size,
+            num_attention_heads=config.num_attention_heads,
+            intermediate_size=config.intermediate_size,
+            hidden_act=config.hidden_act,
+            hidden_dropout_rate=config.hidden_dropout_prob,
+            attention_dropout_rate=config.attention_probs_dropout_prob,
+            layer_norm_eps=config.layer_norm_eps,
+            initializer_range=initializer_range,
+            dtype=dtype,
+            name="encoder",
+        )
+        self.pooler = (
+            BertPooler(
+                config.hidden_size,
+                initializer_range=initializer_range,
+                dtype=dtype,
+                name="pooler",
+            )
+            if add_pooling_layer
+            else None
+        )
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        embeddings = self.embeddings(inputs["input_ids"], inputs["token_type_ids"])
+        encoded = self.encoder(embeddings, inputs["attention_mask"])
+        outputs = {"last_hidden_state": encoded["last_hidden_state"]}
+        if self.pooler is not None:
+            outputs["pooler_output"] = self.pooler(encoded["last_hidden_state"])
+        if config.output_hidden_states:
+            outputs["hidden_states"] = encoded["hidden_states"]
+        if config.output_attentions:
+            outputs["attentions"] = encoded["attentions"]
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+        # === Config ===
+        self.add_pooling_layer = add_pooling_layer
+
+    def _hf_children(self):
+        children = {"embeddings": self.embeddings, "encoder": self.encoder}
+        if self.pooler is not None:
+            children["pooler"] = self.pooler
+        return children
+
+    def hf_variables(self):
+        # The bare model's keys carry no `bert.` prefix, as in transformers.
+        from bert_keras.layers.hf_names import nest
+
+        return nest(self._hf_children())
+
+    def get_config(self):
+        config = super().get_config()
+        config["add_pooling_layer"] = self.add_pooling_layer
+        return config

@@ -1,0 +1,219 @@
+"""Classification heads: sequence, token and multiple choice."""
+
+import keras
+from keras import layers
+from keras import ops
+
+from bert_keras.errors import ConfigError
+from bert_keras.layers.heads import FlattenChoices
+from bert_keras.layers.heads import UnflattenChoices
+from bert_keras.losses import binary_cross_entropy
+from bert_keras.losses import masked_cross_entropy
+from bert_keras.losses import mean_squared_error
+from bert_keras.losses import sparse_cross_entropy
+from bert_keras.models.base import BertPreTrainedModel
+from bert_keras.models.base import bert_inputs
+from bert_keras.models.bert import BertModel
+from bert_keras.models.tasks_common import accuracy
+from bert_keras.models.tasks_common import classifier_dropout
+from bert_keras.models.tasks_common import dense
+from bert_keras.models.tasks_common import extra_outputs
+from bert_keras.models.tasks_common import get_label
+
+PROBLEM_TYPES = (
+    "regression",
+    "single_label_classification",
+    "multi_label_classification",
+)
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForSequenceClassification(BertPreTrainedModel):
+    """BERT + dropout + linear classifier on the pooled [CLS] output.
+
+    `config.num_labels` sets the number of outputs; one label means
+    regression. `config.problem_type` picks the loss as transformers does:
+    `"regression"` (MSE), `"single_label_classification"` (cross-entropy) or
+    `"multi_label_classification"` (sigmoid + binary cross-entropy, labels
+    multi-hot). Unset, it is regression for one label, else single-label.
+
+    Outputs: `logits` (batch, num_labels).
+
+    Example:
+
+    >>> model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
+    >>> model.compile()
+    >>> model.fit(train_ds, validation_data=dev_ds, epochs=3)
+    """
+
+    hf_architecture = "BertForSequenceClassification"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        if config.problem_type not in (None,) + PROBLEM_TYPES:
+            raise ConfigError(
+                f"Unknown `problem_type`. Expected one of {PROBLEM_TYPES} or None. "
+                f"Received: problem_type={config.problem_type!r}"
+            )
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, dtype=dtype, name="bert")
+        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.classifier = dense(config.num_labels, config, "classifier", dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        logits = self.classifier(self.dropout(encoded["pooler_output"]))
+        outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    @property
+    def problem_type(self):
+        if self.config.problem_type is not None:
+            return self.config.problem_type
+        if self.config.num_labels == 1:
+            return "regression"
+        return "single_label_classification"
+
+    def _hf_children(self):
+        return {"bert": self.bert, "classifier": self.classifier}
+
+    def default_loss(self):
+        loss_fn = {
+            "regression": mean_squared_error,
+            "single_label_classification": sparse_cross_entropy,
+            "multi_label_classification": binary_cross_entropy,
+        }[self.problem_type]
+
+        def loss(y, y_pred, sample_weight=None):
+            return loss_fn(get_label(y, "labels"), y_pred["logits"], sample_weight)
+
+        return loss
+
+    def default_metrics(self):
+        if self.problem_type == "single_label_classification":
+            return [accuracy("accuracy", "logits")]
+        if self.problem_type == "regression":
+            metric = keras.metrics.MeanAbsoluteError(name="mean_absolute_error")
+
+            def view(y, y_pred, sample_weight):
+                logits = y_pred["logits"]
+                labels = ops.reshape(
+                    ops.cast(get_label(y, "labels"), "float32"), ops.shape(logits)
+                )
+                return labels, logits, sample_weight
+
+            return [(metric, view)]
+        # Multi-label: logit > 0 is probability > 0.5.
+        metric = keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0)
+
+        def view(y, y_pred, sample_weight):
+            return get_label(y, "labels"), y_pred["logits"], sample_weight
+
+        return [(metric, view)]
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForTokenClassification(BertPreTrainedModel):
+    """BERT + dropout + linear classifier on every token (no pooler).
+
+    Outputs: `logits` (batch, seq, num_labels). Labels: (batch, seq), -100 on
+    positions that do not count (padding, special tokens, sub-word pieces).
+
+    Example:
+
+    >>> model = BertForTokenClassification(BertConfig(num_labels=9))
+    >>> model.compile()
+    """
+
+    hf_architecture = "BertForTokenClassification"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
+        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.classifier = dense(config.num_labels, config, "classifier", dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        logits = self.classifier(self.dropout(encoded["last_hidden_state"]))
+        outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {"bert": self.bert, "classifier": self.classifier}
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            return masked_cross_entropy(get_label(y, "labels"), y_pred["logits"])
+
+        return loss
+
+    def default_metrics(self):
+        return [accuracy("accuracy", "logits", ignore=True)]
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Scores each (context, choice) pair with one linear unit on the pooler.
+
+    Inputs are (batch, choices, seq); each choice is encoded separately.
+    Outputs: `logits` (batch, choices). Labels: (batch,) index of the answer.
+
+    Example:
+
+    >>> model = BertForMultipleChoice(config)
+    >>> pairs = tokenizer([ctx] * 4, choices, padding=True, return_tensors="np")
+    >>> model({k: v[None] for k, v in pairs.items()})["logits"].shape
+    (1, 4)
+    """
+
+    hf_architecture = "BertForMultipleChoice"
+    input_rank = 3
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.flatten_choices = FlattenChoices(dtype=dtype, name="flatten_choices")
+        self.bert = BertModel(config, dtype=dtype, name="bert")
+        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.classifier = dense(1, config, "classifier", dtype)
+        self.unflatten_choices = UnflattenChoices(dtype=dtype, name="unflatten_choices")
+
+        # === Functional Model ===
+        inputs = bert_inputs(rank=3)
+        # (batch * choices, seq)
+        flat = {name: self.flatten_choices(value) for name, value in inputs.items()}
+        encoded = self.bert(flat)
+        scores = self.classifier(self.dropout(encoded["pooler_output"]))
+        logits = self.unflatten_choices(scores, inputs["input_ids"])
+        outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {"bert": self.bert, "classifier": self.classifier}
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            return sparse_cross_entropy(
+                get_label(y, "labels"), y_pred["logits"], sample_weight
+            )
+
+        return loss
+
+    def default_metrics(self):
+        return [accuracy("accuracy", "logits")]

@@ -1,0 +1,218 @@
+"""Pretraining models: MLM + NSP, MLM alone, NSP alone."""
+
+import keras
+from keras import ops
+
+from bert_keras.layers.heads import BertLMPredictionHead
+from bert_keras.losses import masked_cross_entropy
+from bert_keras.losses import sparse_cross_entropy
+from bert_keras.models.base import BertPreTrainedModel
+from bert_keras.models.base import bert_inputs
+from bert_keras.models.bert import BertModel
+from bert_keras.models.tasks_common import accuracy
+from bert_keras.models.tasks_common import dense
+from bert_keras.models.tasks_common import extra_outputs
+from bert_keras.models.tasks_common import get_label
+
+_TIED = {
+    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.bias": "cls.predictions.bias",
+}
+
+
+def _mlm_head(config, bert, dtype):
+    return BertLMPredictionHead(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        hidden_act=config.hidden_act,
+        layer_norm_eps=config.layer_norm_eps,
+        initializer_range=config.initializer_range,
+        word_embeddings=(
+            bert.embeddings.word_embeddings if config.tie_word_embeddings else None
+        ),
+        dtype=dtype,
+        name="predictions",
+    )
+
+
+class _MaskedLMMixin:
+    @property
+    def hf_tied_weights(self):
+        if not self.config.tie_word_embeddings:
+            return {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+        return dict(_TIED)
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
+    """BERT with both pretraining heads: masked LM and next-sentence prediction.
+
+    Outputs: `prediction_logits` (batch, seq, vocab) and
+    `seq_relationship_logits` (batch, 2; index 0 = "B follows A").
+
+    Labels for `fit`: a dict with `labels` (batch, seq; -100 where not masked)
+    and `next_sentence_label` (batch,). Loss = MLM + NSP cross-entropy.
+
+    Example:
+
+    >>> model = BertForPreTraining(BertConfig(num_hidden_layers=4))
+    >>> model.compile()
+    >>> labels = {"labels": mlm_labels, "next_sentence_label": nsp_labels}
+    >>> model.fit(features, labels)
+    """
+
+    hf_architecture = "BertForPreTraining"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, dtype=dtype, name="bert")
+        self.predictions = _mlm_head(config, self.bert, dtype)
+        self.seq_relationship = dense(2, config, "seq_relationship", dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        outputs = {
+            "prediction_logits": ops.cast(
+                self.predictions(encoded["last_hidden_state"]), "float32"
+            ),
+            "seq_relationship_logits": ops.cast(
+                self.seq_relationship(encoded["pooler_output"]), "float32"
+            ),
+            **extra_outputs(encoded),
+        }
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {
+            "bert": self.bert,
+            "cls.predictions": self.predictions,
+            "cls.seq_relationship": self.seq_relationship,
+        }
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            mlm = masked_cross_entropy(
+                get_label(y, "labels", 0), y_pred["prediction_logits"]
+            )
+            nsp = sparse_cross_entropy(
+                get_label(y, "next_sentence_label", 1),
+                y_pred["seq_relationship_logits"],
+            )
+            return mlm + nsp
+
+        return loss
+
+    def default_metrics(self):
+        return [
+            accuracy("mlm_accuracy", "prediction_logits", "labels", 0, ignore=True),
+            accuracy(
+                "nsp_accuracy", "seq_relationship_logits", "next_sentence_label", 1
+            ),
+        ]
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
+    """BERT with the masked-LM head (no pooler, as in transformers).
+
+    Outputs: `logits` (batch, seq, vocab). Labels: (batch, seq) token ids,
+    -100 at positions that were not masked.
+
+    Example:
+
+    >>> model = BertForMaskedLM.from_pretrained("google-bert/bert-base-uncased")
+    >>> logits = model(dict(tokenizer(["Paris is the [MASK] of France."],
+    ...                               return_tensors="np")))["logits"]
+    """
+
+    hf_architecture = "BertForMaskedLM"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
+        self.predictions = _mlm_head(config, self.bert, dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        outputs = {
+            "logits": ops.cast(
+                self.predictions(encoded["last_hidden_state"]), "float32"
+            ),
+            **extra_outputs(encoded),
+        }
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {"bert": self.bert, "cls.predictions": self.predictions}
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            return masked_cross_entropy(get_label(y, "labels"), y_pred["logits"])
+
+        return loss
+
+    def default_metrics(self):
+        return [accuracy("accuracy", "logits", ignore=True)]
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    """BERT with the next-sentence head.
+
+    Outputs: `logits` (batch, 2); index 0 means sentence B follows A.
+    Labels: (batch,) ints.
+
+    Example:
+
+    >>> model = BertForNextSentencePrediction.from_pretrained(path)
+    >>> model(dict(tokenizer(["A sentence."], ["Its sequel."], return_tensors="np")))
+    """
+
+    hf_architecture = "BertForNextSentencePrediction"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, dtype=dtype, name="bert")
+        self.seq_relationship = dense(2, config, "seq_relationship", dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        outputs = {
+            "logits": ops.cast(
+                self.seq_relationship(encoded["pooler_output"]), "float32"
+            ),
+            **extra_outputs(encoded),
+        }
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {"bert": self.bert, "cls.seq_relationship": self.seq_relationship}
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            return sparse_cross_entropy(
+                get_label(y, "labels"), y_pred["logits"], sample_weight
+            )
+
+        return loss
+
+    def default_metrics(self):
+        return [accuracy("accuracy", "logits")]

@@ -1,0 +1,74 @@
+"""Extractive question answering: start and end logits over the tokens."""
+
+import keras
+from keras import ops
+
+from bert_keras.losses import span_cross_entropy
+from bert_keras.models.base import BertPreTrainedModel
+from bert_keras.models.base import bert_inputs
+from bert_keras.models.bert import BertModel
+from bert_keras.models.tasks_common import accuracy
+from bert_keras.models.tasks_common import dense
+from bert_keras.models.tasks_common import extra_outputs
+from bert_keras.models.tasks_common import get_label
+
+
+@keras.saving.register_keras_serializable(package="bert_keras")
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """BERT + one linear layer giving span start and end logits (no pooler).
+
+    Outputs: `start_logits` and `end_logits`, each (batch, seq).
+    Labels: a dict with `start_positions` and `end_positions` (batch,) token
+    indices (or a `(start, end)` tuple). Loss = mean of the two
+    cross-entropies; positions beyond the sequence are ignored.
+
+    Example:
+
+    >>> model = BertForQuestionAnswering.from_pretrained(path)
+    >>> out = model(dict(tokenizer([question], [context], return_tensors="np")))
+    >>> start, end = out["start_logits"].argmax(-1), out["end_logits"].argmax(-1)
+    """
+
+    hf_architecture = "BertForQuestionAnswering"
+
+    def __init__(self, config=None, **kwargs):
+        config = self._prepare_config(config)
+        dtype = kwargs.pop("dtype", None)
+
+        # === Layers ===
+        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
+        self.qa_outputs = dense(config.num_labels, config, "qa_outputs", dtype)
+
+        # === Functional Model ===
+        inputs = bert_inputs()
+        encoded = self.bert(inputs)
+        # (batch, seq, 2)
+        logits = ops.cast(self.qa_outputs(encoded["last_hidden_state"]), "float32")
+        outputs = {
+            "start_logits": logits[..., 0],
+            "end_logits": logits[..., 1],
+            **extra_outputs(encoded),
+        }
+        super().__init__(
+            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+        )
+
+    def _hf_children(self):
+        return {"bert": self.bert, "qa_outputs": self.qa_outputs}
+
+    def default_loss(self):
+        def loss(y, y_pred, sample_weight=None):
+            return span_cross_entropy(
+                get_label(y, "start_positions", 0),
+                get_label(y, "end_positions", 1),
+                y_pred["start_logits"],
+                y_pred["end_logits"],
+            )
+
+        return loss
+
+    def default_metrics(self):
+        return [
+            accuracy("start_accuracy", "start_logits", "start_positions", 0),
+            accuracy("end_accuracy", "end_logits", "end_positions", 1),
+        ]

@@ -1,0 +1,66 @@
+"""Pieces the task models share: label lookup, metric views, the classifier."""
+
+import collections.abc
+
+import keras
+
+from bert_keras.errors import InputError
+from bert_keras.losses import ignore_mask
+
+
+def get_label(y, key, position=0):
+    """Returns one label tensor from `y`: a dict (by HF name), tuple or tensor."""
+    if isinstance(y, collections.abc.Mapping):
+        if key not in y:
+            raise InputError(
+                f"Labels are a dict but have no `{key}` entry. Expected the HF "
+                f"label names. Received: keys={sorted(y)}"
+            )
+        return y[key]
+    if isinstance(y, (tuple, list)):
+        return y[position]
+    return y
+
+
+def accuracy(name, logits_key, label_key="labels", position=0, ignore=False):
+    """A `(metric, view)` pair: sparse accuracy of `y_pred[logits_key]`.
+
+    With `ignore=True`, positions labelled -100 do not count.
+    """
+    metric = keras.metrics.SparseCategoricalAccuracy(name=name)
+
+    def view(y, y_pred, sample_weight):
+        labels = get_label(y, label_key, position)
+        if ignore:
+            labels, weights = ignore_mask(labels)
+            return labels, y_pred[logits_key], weights
+        return labels, y_pred[logits_key], sample_weight
+
+    return metric, view
+
+
+def classifier_dropout(config):
+    """HF's rule: `classifier_dropout`, falling back to `hidden_dropout_prob`."""
+    if config.classifier_dropout is not None:
+        return config.classifier_dropout
+    return config.hidden_dropout_prob
+
+
+def dense(units, config, name, dtype=None):
+    return keras.layers.Dense(
+        units,
+        kernel_initializer=keras.initializers.TruncatedNormal(
+            stddev=config.initializer_range
+        ),
+        dtype=dtype,
+        name=name,
+    )
+
+
+def extra_outputs(bert_outputs):
+    """The optional encoder outputs (hidden states, attentions) to pass on."""
+    return {
+        key: bert_outputs[key]
+        for key in ("hidden_states", "attentions")
+        if key in bert_outputs
+    }

@@ -7,6 +7,7 @@ training defaults (`compile()` with the task's loss and metrics).
 """
 
 import collections.abc
+import contextlib
 
 import keras
 import numpy as np
@@ -110,9 +111,16 @@ class BertPreTrainedModel(keras.Model):
             else:
                 value = _to_tensor(value, name)
             prepared[name] = value
-        self._check_inputs(prepared)
-        # Checked first, cast second: an int64 id of 2**32 + 5 must not wrap to 5.
-        return {name: tf.cast(value, tf.int32) for name, value in prepared.items()}
+        checks = self._check_inputs(prepared)
+        # In a graph the lookups must wait for the checks, or an out-of-range
+        # gather fails first with an opaque message.
+        with tf.control_dependencies(checks):
+            # Checked first, cast second: an int64 id of 2**32 + 5 must not
+            # wrap to 5.
+            return {
+                name: tf.identity(tf.cast(value, tf.int32))
+                for name, value in prepared.items()
+            }
 
     def _check_inputs(self, inputs):
         config = self.config
@@ -158,27 +166,86 @@ class BertPreTrainedModel(keras.Model):
                         f"Was the text tokenized with this model's tokenizer? "
                         f"Received: {name} containing {bad[:5].tolist()}"
                     )
-            return
-        # Inside tf.function (fit / predict): the checks become graph asserts.
+            return []
+        # Inside tf.function (fit / predict): the checks become graph asserts,
+        # turned back into InputError by `_graph_errors_as_input_errors`.
+        checks = []
         for name, high, field in ranges:
-            tf.debugging.assert_non_negative(
-                inputs[name],
-                message=f"`{name}` must be in [0, {high}) ({field}); found a "
-                "negative id (-100 is a label value, not an input id)",
+            values = inputs[name]
+            bad = tf.logical_or(values < 0, values >= tf.constant(high, values.dtype))
+            check = tf.debugging.Assert(
+                tf.logical_not(tf.reduce_any(bad)),
+                [
+                    f"{_GRAPH_ERROR_MARK}`{name}` must be in [0, {high}) ({field} of "
+                    "the config; -100 is a label value, not an input id). Was the "
+                    f"text tokenized with this model's tokenizer? Received: {name} "
+                    "containing",
+                    tf.boolean_mask(values, bad),
+                ],
+                summarize=5,
             )
-            tf.debugging.assert_less(
-                inputs[name],
-                tf.constant(high, inputs[name].dtype),
-                message=f"`{name}` must be in [0, {high}) ({field} of the "
-                "config); found a larger id. Was the text tokenized with this "
-                "model's tokenizer?",
-            )
-        tf.debugging.assert_less_equal(
-            tf.shape(input_ids)[-1],
-            limit,
-            message=f"Sequences must be at most max_position_embeddings={limit} "
-            "tokens long; truncate the inputs (tokenizer(..., truncation=True))",
+            checks.append(check)
+        check = tf.debugging.Assert(
+            tf.shape(input_ids)[-1] <= limit,
+            [
+                f"{_GRAPH_ERROR_MARK}Sequences must be at most "
+                f"max_position_embeddings={limit} tokens long; truncate the inputs "
+                "(tokenizer(..., truncation=True)). Received: input_ids of shape",
+                tf.shape(input_ids),
+            ],
         )
+        return checks + [check]
+
+    # --- Keras entry points that run graphs -----------------------------------
+
+    def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        x = self._guard_data(x)
+        if isinstance(validation_data, tf.data.Dataset):
+            validation_data = self._guard_data(validation_data)
+        with _graph_errors_as_input_errors():
+            return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        with _graph_errors_as_input_errors():
+            return super().evaluate(self._guard_data(x), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        with _graph_errors_as_input_errors():
+            return super().predict(self._guard_data(x), *args, **kwargs)
+
+    def _guard_data(self, data):
+        """Checks inputs before they enter an XLA-compiled step.
+
+        XLA drops in-graph asserts and clamps out-of-range gathers, so with
+        `jit_compile=True` the checks run on the data on its way in: eagerly
+        for arrays, inside the `tf.data` pipeline for datasets.
+        """
+        if not self.compiled or not self.jit_compile or data is None:
+            return data
+        if isinstance(data, tf.data.Dataset):
+
+            def check(*element):
+                features = element[0]
+                checked = dict(features) if isinstance(features, dict) else {}
+                checked.update(self._prepare_inputs(features))
+                return (checked, *element[1:]) if len(element) > 1 else checked
+
+            return data.map(check)
+        if isinstance(data, (collections.abc.Mapping, np.ndarray)):
+            self._prepare_inputs(data)
+        return data
+
+    def train_on_batch(self, *args, **kwargs):
+        with _graph_errors_as_input_errors():
+            return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        with _graph_errors_as_input_errors():
+            return super().test_on_batch(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        with _graph_errors_as_input_errors():
+            return super().predict_on_batch(*args, **kwargs)
 
     # --- Checkpoints --------------------------------------------------------
 
@@ -322,7 +389,9 @@ class BertPreTrainedModel(keras.Model):
         no_decay = config.pop("bert_keras_no_decay", False)
         config = keras.saving.deserialize_keras_object(config)
         if no_decay:
-            config["optimizer"].exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
+            config["optimizer"].exclude_from_weight_decay(
+                var_names=list(NO_DECAY_NAMES)
+            )
         self.compile(**config)
         if self.built and hasattr(self.optimizer, "build"):
             self.optimizer.build(self.trainable_variables)
@@ -352,6 +421,24 @@ class BertPreTrainedModel(keras.Model):
     @property
     def metrics(self):
         return super().metrics + [metric for metric, _ in self._task_metrics]
+
+
+_GRAPH_ERROR_MARK = "bert_keras input check: "
+
+
+@contextlib.contextmanager
+def _graph_errors_as_input_errors():
+    """Re-raises a failed in-graph input check as the InputError it stands for."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        message = error.message
+        if _GRAPH_ERROR_MARK not in message:
+            raise
+        message = message[message.index(_GRAPH_ERROR_MARK) + len(_GRAPH_ERROR_MARK) :]
+        message = message.split("\n")[0].replace("] [", " ").rstrip("]")
+        message = message.replace("\\'", "'")
+        raise InputError(message) from None
 
 
 def _to_tensor(value, name):

@@ -279,25 +279,52 @@ def parse_size(size):
     )
 
 
-def plan_shards(tensors, max_shard_size):
-    """Splits `{key: array}` (in key order) into shards of at most the size.
+def weight_writers(tensors, max_shard_size=None):
+    """Plans the weight files of a save: one file, or shards plus an index.
 
-    A tensor larger than the limit gets a shard of its own.
+    Args:
+        tensors: dict `{hf_key: numpy array}` in torch layout.
+        max_shard_size: int bytes or None (no limit). When the tensors exceed
+            it, they are split in key order into
+            `model-00001-of-0000n.safetensors` shards (a tensor larger than
+            the limit gets one of its own) listed in
+            `model.safetensors.index.json`, as transformers writes them.
 
     Returns:
-        list of `{key: array}` dicts.
+        dict `{file_name: write(path)}` for `write_atomically`.
+
+    Example:
+
+    >>> sorted(weight_writers({"bias": np.zeros(3, "float32")}))
+    ['model.safetensors']
     """
     shards, current, current_size = [], {}, 0
     for key in sorted(tensors):
         size = tensors[key].nbytes
-        if current and current_size + size > max_shard_size:
+        if current and max_shard_size and current_size + size > max_shard_size:
             shards.append(current)
             current, current_size = {}, 0
         current[key] = tensors[key]
         current_size += size
-    if current or not shards:
-        shards.append(current)
-    return shards
+    shards.append(current)
+    if len(shards) == 1:
+        return {SAFE_WEIGHTS_NAME: safetensors_writer(tensors)}
+    writers, weight_map = {}, {}
+    for number, shard in enumerate(shards, start=1):
+        name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        writers[name] = safetensors_writer(shard)
+        weight_map.update(dict.fromkeys(shard, name))
+    index = {
+        "metadata": {
+            "total_parameters": int(sum(v.size for v in tensors.values())),
+            "total_size": int(sum(v.nbytes for v in tensors.values())),
+        },
+        "weight_map": weight_map,
+    }
+    writers[SAFE_WEIGHTS_INDEX_NAME] = text_writer(
+        json.dumps(index, indent=2, sort_keys=True) + "\n"
+    )
+    return writers
 
 
 def safetensors_writer(tensors):

@@ -138,7 +138,10 @@ def _details(model):
         "Activation": f"`{config.hidden_act}`",
         "Parameters": f"{parameters:,}",
     }
-    if model.hf_architecture in ("BertForSequenceClassification", "BertForTokenClassification"):
+    if model.hf_architecture in (
+        "BertForSequenceClassification",
+        "BertForTokenClassification",
+    ):
         labels = [config.id2label[i] for i in sorted(config.id2label)]
         details["Labels"] = ", ".join(f"`{label}`" for label in labels)
     return details

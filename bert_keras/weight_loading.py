@@ -9,6 +9,8 @@ The rules follow transformers' `from_pretrained`:
 - the `position_ids` / `token_type_ids` buffers old checkpoints carry and the
   tied decoder keys are ignored, except that a tied key may stand in for a
   source key the checkpoint lacks;
+- a variable listed under several keys (an alias) loads from the first of
+  them the checkpoint holds, and is written under all of them;
 - weights the checkpoint lacks keep their fresh initialisation and are
   reported; extra checkpoint weights are reported; shape mismatches raise
   unless `ignore_mismatched_sizes=True`.
@@ -25,7 +27,10 @@ from bert_keras.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
-_LEGACY_SUFFIXES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+_LEGACY_SUFFIXES = {
+    "LayerNorm.gamma": "LayerNorm.weight",
+    "LayerNorm.beta": "LayerNorm.bias",
+}
 # Non-trainable buffers torch checkpoints may carry; the model computes them.
 _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
 
@@ -80,20 +85,30 @@ def match_keys(model, checkpoint_shapes):
         if source in variables and source not in claimed:
             claimed[source] = key
 
-    matches, mismatched = {}, []
-    for model_key, key in claimed.items():
-        variable, transpose = variables[model_key]
+    matches, mismatched, loaded = {}, [], set()
+    # In hf_variables order: when several keys name one variable (an alias,
+    # e.g. a bias transformers stores twice), the first one present loads it.
+    for model_key, (variable, transpose) in variables.items():
+        if model_key not in claimed:
+            continue
+        key = claimed[model_key]
         model_shape = tuple(variable.shape)
         if transpose:
             model_shape = model_shape[::-1]
         checkpoint_shape = tuple(checkpoint_shapes[key])
-        if checkpoint_shape == model_shape:
-            matches[model_key] = key
-        else:
+        if checkpoint_shape != model_shape:
             mismatched.append((model_key, checkpoint_shape, model_shape))
+        elif id(variable) not in loaded:
+            matches[model_key] = key
+            loaded.add(id(variable))
+    missing = [
+        model_key
+        for model_key, (variable, _) in variables.items()
+        if model_key not in claimed and id(variable) not in loaded
+    ]
     return {
         "matches": matches,
-        "missing_keys": sorted(set(variables) - set(claimed)),
+        "missing_keys": sorted(missing),
         "unexpected_keys": sorted(unexpected),
         "mismatched_keys": sorted(mismatched),
     }

@@ -163,9 +163,13 @@ class BertLMPredictionHead(layers.Layer):
                 "transform.LayerNorm": self.transform_layer_norm,
             }
         )
-        names["bias"] = (self.bias, False)
         if not self.tied:
+            # Untied, transformers' forward pass uses `decoder.bias`; it still
+            # stores `bias` too. One variable serves both keys: loaded from the
+            # first the checkpoint has, saved under both.
             names["decoder.weight"] = (self.decoder, False)
+            names["decoder.bias"] = (self.bias, False)
+        names["bias"] = (self.bias, False)
         return names
 
     def get_config(self):

@@ -39,7 +39,7 @@ class _MaskedLMMixin:
     @property
     def hf_tied_weights(self):
         if not self.config.tie_word_embeddings:
-            return {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+            return {}
         return dict(_TIED)
 
 

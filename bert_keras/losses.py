@@ -26,10 +26,12 @@ def sparse_cross_entropy(labels, logits, sample_weight=None):
     return _weighted_mean(values, sample_weight)
 
 
-def masked_cross_entropy(labels, logits, ignore_index=IGNORE_INDEX):
+def masked_cross_entropy(labels, logits, sample_weight=None, ignore_index=IGNORE_INDEX):
     """Mean cross-entropy over the positions whose label is not `ignore_index`.
 
-    0 when every label is ignored (transformers gives NaN there).
+    0 when every label is ignored (transformers gives NaN there). A per-example
+    `sample_weight` (batch,) scales each example's positions; the mean stays
+    over the counted positions, as Keras' "sum over batch size" does.
     """
     labels = ops.reshape(ops.cast(labels, "int32"), ops.shape(logits)[:-1])
     keep = ops.not_equal(labels, ignore_index)
@@ -37,7 +39,13 @@ def masked_cross_entropy(labels, logits, ignore_index=IGNORE_INDEX):
         ops.where(keep, labels, 0), ops.cast(logits, "float32"), from_logits=True
     )
     keep = ops.cast(keep, "float32")
-    return ops.sum(values * keep) / ops.maximum(ops.sum(keep), 1.0)
+    weights = keep
+    if sample_weight is not None:
+        sample_weight = ops.cast(sample_weight, "float32")
+        while len(sample_weight.shape) < len(keep.shape):
+            sample_weight = ops.expand_dims(sample_weight, -1)
+        weights = keep * sample_weight
+    return ops.sum(values * weights) / ops.maximum(ops.sum(keep), 1.0)
 
 
 def mean_squared_error(labels, predictions, sample_weight=None):
@@ -58,7 +66,9 @@ def binary_cross_entropy(labels, logits, sample_weight=None):
     return _weighted_mean(values, sample_weight)
 
 
-def span_cross_entropy(start_positions, end_positions, start_logits, end_logits):
+def span_cross_entropy(
+    start_positions, end_positions, start_logits, end_logits, sample_weight=None
+):
     """QA loss: mean of start and end cross-entropy, as transformers computes it.
 
     Positions outside the sequence are clamped to `seq_len` and ignored.
@@ -69,7 +79,7 @@ def span_cross_entropy(start_positions, end_positions, start_logits, end_logits)
         positions = ops.reshape(ops.cast(positions, "int32"), (-1,))
         positions = ops.clip(positions, 0, seq_len)
         positions = ops.where(ops.equal(positions, seq_len), IGNORE_INDEX, positions)
-        return masked_cross_entropy(positions, logits)
+        return masked_cross_entropy(positions, logits, sample_weight)
 
     return (
         one_side(start_positions, start_logits) + one_side(end_positions, end_logits)

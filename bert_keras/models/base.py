@@ -47,7 +47,12 @@ class BertPreTrainedModel(keras.Model):
     input_rank = 2
 
     def __init__(self, *args, config, **kwargs):
+        dtype = kwargs.get("dtype")
         super().__init__(*args, **kwargs)
+        if dtype is not None:
+            # Functional models do not keep the policy they are given; the
+            # layers got it, and get_config() must report it.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
         self.config = config
         self._task_loss = None
         # Held outside Keras' state tracker (which is locked once the model is
@@ -223,7 +228,9 @@ class BertPreTrainedModel(keras.Model):
         if not self.compiled or not self.jit_compile or data is None:
             return data
         if isinstance(data, tf.data.Dataset):
-
+            # Not converted by autograph, so a static-shape InputError raised
+            # while tracing reaches the caller as itself.
+            @tf.autograph.experimental.do_not_convert
             def check(*element):
                 features = element[0]
                 checked = dict(features) if isinstance(features, dict) else {}
@@ -408,14 +415,14 @@ class BertPreTrainedModel(keras.Model):
                 f"{type(self).__name__} needs labels to compute its loss: give fit "
                 "a dataset of (features, labels). Received: labels=None"
             )
-        loss = self._task_loss(y, y_pred, sample_weight)
+        loss = self._task_loss(y, y_pred, _per_example(sample_weight))
         for extra in self.losses:
             loss = loss + ops.cast(ops.sum(extra), loss.dtype)
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for metric, view in self._task_metrics:
-            metric.update_state(*view(y, y_pred, sample_weight))
+            metric.update_state(*view(y, y_pred, _per_example(sample_weight)))
         return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     @property
@@ -424,6 +431,19 @@ class BertPreTrainedModel(keras.Model):
 
 
 _GRAPH_ERROR_MARK = "bert_keras input check: "
+
+
+def _per_example(sample_weight):
+    """One (batch,) weight tensor: Keras copies `sample_weight` into the shape
+    of dict or tuple labels (QA, pretraining); every copy is the same."""
+    while isinstance(sample_weight, (collections.abc.Mapping, list, tuple)):
+        values = list(
+            sample_weight.values()
+            if isinstance(sample_weight, collections.abc.Mapping)
+            else sample_weight
+        )
+        sample_weight = values[0] if values else None
+    return sample_weight
 
 
 @contextlib.contextmanager

@@ -155,7 +155,9 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def default_loss(self):
         def loss(y, y_pred, sample_weight=None):
-            return masked_cross_entropy(get_label(y, "labels"), y_pred["logits"])
+            return masked_cross_entropy(
+                get_label(y, "labels"), y_pred["logits"], sample_weight
+            )
 
         return loss
 

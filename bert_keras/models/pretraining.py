@@ -98,11 +98,12 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
     def default_loss(self):
         def loss(y, y_pred, sample_weight=None):
             mlm = masked_cross_entropy(
-                get_label(y, "labels", 0), y_pred["prediction_logits"]
+                get_label(y, "labels", 0), y_pred["prediction_logits"], sample_weight
             )
             nsp = sparse_cross_entropy(
                 get_label(y, "next_sentence_label", 1),
                 y_pred["seq_relationship_logits"],
+                sample_weight,
             )
             return mlm + nsp
 
@@ -159,7 +160,9 @@ class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
 
     def default_loss(self):
         def loss(y, y_pred, sample_weight=None):
-            return masked_cross_entropy(get_label(y, "labels"), y_pred["logits"])
+            return masked_cross_entropy(
+                get_label(y, "labels"), y_pred["logits"], sample_weight
+            )
 
         return loss
 

@@ -63,6 +63,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 get_label(y, "end_positions", 1),
                 y_pred["start_logits"],
                 y_pred["end_logits"],
+                sample_weight,
             )
 
         return loss

@@ -38,8 +38,10 @@ setup(
         "datasets",
         "evaluate",
         "numpy",
+        # tasks/: training curves.
+        "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "ruff", "torch==2.13.0"],
+        "test": ["pytest", "ruff", "torch==2.13.0", "scipy", "scikit-learn"],
     },
 )

@@ -1,13 +1,65 @@
-"""Optimizer defaults for fine-tuning BERT."""
+"""AdamW with BERT's learning-rate schedule and weight-decay exclusions."""
 
 import keras
+from keras import ops
 
 # Biases and LayerNorm parameters are not decayed (BERT's recipe, HF's Trainer).
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
 
 
+@keras.saving.register_keras_serializable(package="bert_keras")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak_learning_rate`, then linear decay to 0.
+
+    The same curve as transformers' `get_linear_schedule_with_warmup`:
+    `lr(step) = peak * step / warmup` for `step < warmup`, then
+    `peak * (total - step) / (total - warmup)`, and 0 from `total` on.
+
+    Args:
+        peak_learning_rate: float, learning rate at the end of warmup.
+        total_steps: int, step at which the rate reaches 0.
+        warmup_steps: int, length of the warmup.
+
+    Example:
+
+    >>> schedule = WarmupLinearDecay(2e-5, total_steps=1000, warmup_steps=100)
+    >>> float(schedule(50))
+    1e-05
+    """
+
+    def __init__(self, peak_learning_rate, total_steps, warmup_steps=0):
+        if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
+            raise ValueError(
+                "Expected 0 <= warmup_steps <= total_steps and total_steps > 0. "
+                f"Received: warmup_steps={warmup_steps}, total_steps={total_steps}"
+            )
+        self.peak_learning_rate = peak_learning_rate
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak = ops.cast(self.peak_learning_rate, "float32")
+        warmup = float(self.warmup_steps)
+        total = float(self.total_steps)
+        warming = peak * step / max(warmup, 1.0)
+        decaying = peak * ops.maximum(total - step, 0.0) / max(total - warmup, 1.0)
+        return ops.where(step < warmup, warming, decaying)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
 def create_optimizer(
     learning_rate=5e-5,
+    *,
+    total_steps=None,
+    warmup_steps=None,
+    warmup_ratio=0.0,
     weight_decay=0.01,
     beta_1=0.9,
     beta_2=0.999,
@@ -17,8 +69,16 @@ def create_optimizer(
     """Returns AdamW with decoupled weight decay that skips biases and LayerNorm.
 
     Args:
-        learning_rate: float or `keras.optimizers.schedules.LearningRateSchedule`.
-        weight_decay: float, decoupled weight decay.
+        learning_rate: float peak learning rate, or a
+            `keras.optimizers.schedules.LearningRateSchedule`.
+        total_steps: int or None. When given, the rate follows
+            `WarmupLinearDecay` (warmup, then linear decay to 0 at this step);
+            otherwise it is constant.
+        warmup_steps: int or None, warmup length; defaults to
+            `warmup_ratio * total_steps`.
+        warmup_ratio: float, warmup as a fraction of `total_steps`.
+        weight_decay: float, decoupled weight decay (not applied to biases
+            and LayerNorm parameters).
         beta_1: float, Adam first moment decay.
         beta_2: float, Adam second moment decay.
         epsilon: float, Adam epsilon.
@@ -29,8 +89,16 @@ def create_optimizer(
 
     Example:
 
-    >>> model.compile(optimizer=create_optimizer(learning_rate=2e-5))
+    >>> optimizer = create_optimizer(2e-5, total_steps=3 * len(train_ds),
+    ...                              warmup_ratio=0.1)
+    >>> model.compile(optimizer=optimizer)
     """
+    if total_steps is not None and not isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ):
+        if warmup_steps is None:
+            warmup_steps = int(round(warmup_ratio * total_steps))
+        learning_rate = WarmupLinearDecay(learning_rate, total_steps, warmup_steps)
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate,
         weight_decay=weight_decay,

@@ -1,0 +1,315 @@
+"""Fine-tune a BERT checkpoint on a GLUE task with `model.fit`.
+
+    python -m tasks.glue --task sst2 --model NAME_OR_DIR --output-dir OUT \\
+        [--data-dir DIR] [--epochs 3] [--batch-size 32] [--learning-rate 2e-5]
+
+Writes to OUT: the fine-tuned checkpoint (opens in transformers), tokenizer,
+`results.json`, `predictions.tsv`, a model card `README.md` and
+`training_curves.png`.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from tasks.glue_tasks import TASKS
+from tasks.glue_tasks import get_task
+from tasks.glue_tasks import load_glue
+
+METRICS_PATH = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "metrics", "glue"
+)
+logger = logging.getLogger("tasks.glue")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.glue", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--task", required=True, help=f"one of {sorted(TASKS)}")
+    parser.add_argument("--model", required=True, help="Hub id or local checkpoint dir")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder in the GLUE layout (DIR/SST-2/train.tsv, ...); "
+        "default: the Hub dataset nyu-mll/glue",
+    )
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--eval-batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--max-eval-samples", type=int, default=None)
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="train with Keras' mixed_bfloat16 policy",
+    )
+    parser.add_argument("--ignore-mismatched-sizes", action="store_true")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "learning_rate", "max_seq_length"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if not 0 <= args.warmup_ratio <= 1:
+        parser.error("--warmup-ratio must be in [0, 1]")
+    try:
+        args.task = get_task(args.task)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def tokenize(dataset, tokenizer, task, max_seq_length):
+    def encode(batch):
+        texts = [batch["sentence1"]]
+        if task.is_pair:
+            texts.append(batch["sentence2"])
+        return tokenizer(*texts, truncation=True, max_length=max_seq_length)
+
+    return dataset.map(encode, batched=True, desc="Tokenizing")
+
+
+class GlueScores:
+    """Task metrics (accuracy, F1, MCC, correlations) via the local module."""
+
+    def __init__(self, task):
+        import evaluate
+
+        self.task = task
+        self.modules = {
+            split: evaluate.load(
+                METRICS_PATH,
+                "mnli_mismatched" if split == "dev_mismatched" else task.metric_name,
+            )
+            for split in task.dev_splits
+        }
+
+    def predictions(self, logits):
+        if self.task.is_regression:
+            return logits[:, 0]
+        return logits.argmax(-1)
+
+    def compute(self, split, logits, references):
+        return self.modules[split].compute(
+            predictions=self.predictions(logits), references=references
+        )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    import bert_keras as bk
+    from bert_keras.data import to_tf_dataset
+    from bert_keras.model_card import model_card
+    from bert_keras.optimization import create_optimizer
+    from tasks import reporting
+
+    task = args.task
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    os.makedirs(args.output_dir, exist_ok=True)
+
+    splits, stats = load_glue(task, args.data_dir, ("train",) + task.dev_splits)
+    if args.max_train_samples is not None:
+        splits["train"] = splits["train"].select(
+            range(min(args.max_train_samples, len(splits["train"])))
+        )
+    if args.max_eval_samples is not None:
+        for split in task.dev_splits:
+            splits[split] = splits[split].select(
+                range(min(args.max_eval_samples, len(splits[split])))
+            )
+
+    tokenizer = bk.AutoTokenizer.from_pretrained(args.model)
+    encoded = {
+        name: tokenize(ds, tokenizer, task, args.max_seq_length)
+        for name, ds in splits.items()
+    }
+    pad_id = tokenizer.pad_token_id or 0
+    train_ds = to_tf_dataset(
+        encoded["train"],
+        args.batch_size,
+        shuffle=True,
+        seed=args.seed,
+        pad_token_id=pad_id,
+    )
+    dev_ds = {
+        split: to_tf_dataset(encoded[split], args.eval_batch_size, pad_token_id=pad_id)
+        for split in task.dev_splits
+    }
+
+    label_maps = {}
+    if not task.is_regression:
+        label_maps = {
+            "id2label": dict(enumerate(task.label_names)),
+            "label2id": {name: i for i, name in enumerate(task.label_names)},
+        }
+    model = bk.BertForSequenceClassification.from_pretrained(
+        args.model,
+        num_labels=task.num_labels,
+        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+        problem_type="regression"
+        if task.is_regression
+        else "single_label_classification",
+        **label_maps,
+    )
+    steps_per_epoch = int(train_ds.cardinality())
+    total_steps = steps_per_epoch * args.epochs
+    model.compile(
+        optimizer=create_optimizer(
+            args.learning_rate,
+            total_steps=total_steps,
+            warmup_ratio=args.warmup_ratio,
+            weight_decay=args.weight_decay,
+        )
+    )
+
+    scores = GlueScores(task)
+    first_dev = task.dev_splits[0]
+    references = {
+        split: np.asarray(encoded[split]["label"]) for split in task.dev_splits
+    }
+
+    class DevScores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logits = self.model.predict(dev_ds[first_dev], verbose=0)["logits"]
+            for key, value in scores.compute(
+                first_dev, logits, references[first_dev]
+            ).items():
+                logs[f"val_{key}"] = value
+
+    history = reporting.EpochHistory()
+    train_start = time.perf_counter()
+    model.fit(
+        train_ds,
+        validation_data=dev_ds[first_dev],
+        epochs=args.epochs,
+        callbacks=[DevScores(), history],
+        shuffle=False,  # train_ds reshuffles itself, seeded
+        verbose=args.verbose,
+    )
+    train_time = time.perf_counter() - train_start
+
+    results = {}
+    eval_time = 0.0
+    for split in task.dev_splits:
+        start = time.perf_counter()
+        logits = model.predict(dev_ds[split], verbose=0)["logits"]
+        eval_time += time.perf_counter() - start
+        split_scores = scores.compute(split, logits, references[split])
+        suffix = "" if split == first_dev else "_mismatched"
+        results.update({f"eval_{k}{suffix}": float(v) for k, v in split_scores.items()})
+        write_predictions(
+            os.path.join(
+                args.output_dir,
+                "predictions.tsv" if split == first_dev else f"predictions_{split}.tsv",
+            ),
+            scores.predictions(logits),
+            task,
+        )
+
+    num_train = len(encoded["train"])
+    num_eval = sum(len(encoded[split]) for split in task.dev_splits)
+    results.update(
+        {
+            "task": task.name,
+            "model": args.model,
+            "train_examples": num_train,
+            "dev_examples": num_eval,
+            "train_loss_per_epoch": [row["loss"] for row in history.epochs],
+            "epochs": history.epochs,
+            "train_time_seconds": train_time,
+            "dev_time_seconds": eval_time,
+            "train_examples_per_second": num_train * args.epochs / train_time,
+            "dev_examples_per_second": num_eval / max(eval_time, 1e-9),
+            "data": stats,
+            "hyperparameters": hyperparameters(args),
+            "framework_versions": reporting.framework_versions(),
+        }
+    )
+    model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+    reporting.write_json(os.path.join(args.output_dir, "results.json"), results)
+    reporting.plot_curves(
+        os.path.join(args.output_dir, "training_curves.png"),
+        history.epochs,
+        f"{task.name}: {args.model}",
+    )
+    card = model_card(
+        model,
+        model_name=args.push_to_hub
+        or os.path.basename(os.path.abspath(args.output_dir)),
+        base_model=args.model if not os.path.isdir(args.model) else None,
+        datasets=["nyu-mll/glue"],
+        metrics=sorted(
+            {
+                k.replace("eval_", "").replace("_mismatched", "")
+                for k in results
+                if k.startswith("eval_")
+            }
+        ),
+        results={k: round(v, 4) for k, v in results.items() if k.startswith("eval_")},
+        training_hyperparameters={
+            **hyperparameters(args),
+            **reporting.framework_versions(),
+        },
+        tags=["glue", task.name],
+    )
+    card.save(os.path.join(args.output_dir, "README.md"))
+
+    summary = ", ".join(
+        f"{k} = {v:.4f}" for k, v in results.items() if k.startswith("eval_")
+    )
+    print(f"\n{task.name} dev: {summary}")
+    print(f"outputs in {os.path.abspath(args.output_dir)}")
+    if args.push_to_hub:
+        info = reporting.push_directory(args.output_dir, args.push_to_hub)
+        print(f"pushed to the Hub: {info}")
+    return results
+
+
+def hyperparameters(args):
+    return {
+        "learning_rate": args.learning_rate,
+        "train_batch_size": args.batch_size,
+        "eval_batch_size": args.eval_batch_size,
+        "epochs": args.epochs,
+        "max_seq_length": args.max_seq_length,
+        "warmup_ratio": args.warmup_ratio,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "optimizer": "AdamW, no decay on bias/LayerNorm, clipnorm 1.0",
+        "lr_schedule": "linear warmup, then linear decay to 0",
+        "mixed_precision": "mixed_bfloat16" if args.mixed_precision else "float32",
+        "max_train_samples": args.max_train_samples,
+    }
+
+
+def write_predictions(path, predictions, task):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("index\tprediction\n")
+        for index, value in enumerate(predictions):
+            label = (
+                f"{value:.6f}" if task.is_regression else task.label_names[int(value)]
+            )
+            handle.write(f"{index}\t{label}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

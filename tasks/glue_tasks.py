@@ -1,0 +1,273 @@
+"""The nine GLUE tasks as data: files, columns, labels, metrics; and their loader.
+
+Local data uses the layout of GLUE's own download script
+(`DIR/<TaskDir>/train.tsv`, `dev.tsv`; MNLI `dev_matched.tsv` and
+`dev_mismatched.tsv`). The files are tab-separated with no quoting: a field
+may start with `"` and must not swallow the next row, so rows are split on tabs
+only and every line is accounted for.
+"""
+
+import csv
+import dataclasses
+import logging
+import os
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class GlueTask:
+    name: str  # CLI / Hub config name, e.g. "sst2"
+    directory: str  # GLUE folder name, e.g. "SST-2"
+    text_columns: tuple  # TSV column indices of sentence (and pair)
+    label_column: int  # TSV column index of the label (-1 = last)
+    label_names: tuple  # id -> name, in the Hub dataset's order; () = regression
+    metric_name: str  # config of tasks/metrics/glue
+    dev_splits: tuple = ("dev",)  # file stems of the evaluation sets
+    header: bool = True
+    # Raw label strings in the files, when they are not the ids themselves.
+    raw_labels: tuple = ()
+    num_columns: int = 0  # expected fields per row; 0 = any
+
+    @property
+    def num_labels(self):
+        return len(self.label_names) or 1
+
+    @property
+    def is_regression(self):
+        return not self.label_names
+
+    @property
+    def is_pair(self):
+        return len(self.text_columns) == 2
+
+
+TASKS = {
+    task.name: task
+    for task in (
+        GlueTask(
+            "cola",
+            "CoLA",
+            (3,),
+            1,
+            ("unacceptable", "acceptable"),
+            "cola",
+            header=False,
+            num_columns=4,
+        ),
+        GlueTask(
+            "sst2", "SST-2", (0,), 1, ("negative", "positive"), "sst2", num_columns=2
+        ),
+        GlueTask(
+            "mrpc",
+            "MRPC",
+            (3, 4),
+            0,
+            ("not_equivalent", "equivalent"),
+            "mrpc",
+            num_columns=5,
+        ),
+        GlueTask("stsb", "STS-B", (7, 8), -1, (), "stsb", num_columns=10),
+        GlueTask(
+            "qqp",
+            "QQP",
+            (3, 4),
+            5,
+            ("not_duplicate", "duplicate"),
+            "qqp",
+            num_columns=6,
+        ),
+        GlueTask(
+            "mnli",
+            "MNLI",
+            (8, 9),
+            -1,
+            ("entailment", "neutral", "contradiction"),
+            "mnli",
+            dev_splits=("dev_matched", "dev_mismatched"),
+            raw_labels=("entailment", "neutral", "contradiction"),
+        ),
+        GlueTask(
+            "qnli",
+            "QNLI",
+            (1, 2),
+            3,
+            ("entailment", "not_entailment"),
+            "qnli",
+            raw_labels=("entailment", "not_entailment"),
+            num_columns=4,
+        ),
+        GlueTask(
+            "rte",
+            "RTE",
+            (1, 2),
+            3,
+            ("entailment", "not_entailment"),
+            "rte",
+            raw_labels=("entailment", "not_entailment"),
+            num_columns=4,
+        ),
+        GlueTask(
+            "wnli",
+            "WNLI",
+            (1, 2),
+            3,
+            ("not_entailment", "entailment"),
+            "wnli",
+            num_columns=4,
+        ),
+    )
+}
+# Aliases people type: GLUE folder names and the usual spellings.
+ALIASES = {
+    **{task.directory.lower(): name for name, task in TASKS.items()},
+    "sts-b": "stsb",
+    "sst-2": "sst2",
+}
+
+
+def get_task(name):
+    """Returns the `GlueTask` for a task name ("sst2", "SST-2", "mnli", ...)."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in TASKS:
+        raise ValueError(
+            f"Unknown GLUE task. Expected one of {sorted(TASKS)}. Received: "
+            f"task={name!r}"
+        )
+    return TASKS[key]
+
+
+def read_tsv(path, task):
+    """Reads one GLUE file into columns `sentence1` (`sentence2`) and `label`.
+
+    Returns:
+        `(datasets.Dataset, stats)` where stats counts the lines, the rows
+        kept and the malformed rows (wrong number of fields or an unknown
+        label), which are skipped and reported, never merged.
+    """
+    texts = [[] for _ in task.text_columns]
+    labels = []
+    stats = {"file": path, "lines": 0, "rows": 0, "malformed_rows": 0}
+    bad_examples = []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if task.header:
+            next(reader, None)
+        for line_number, row in enumerate(reader, start=2 if task.header else 1):
+            stats["lines"] += 1
+            if (task.num_columns and len(row) != task.num_columns) or (
+                max(task.text_columns) >= len(row)
+            ):
+                stats["malformed_rows"] += 1
+                bad_examples.append(line_number)
+                continue
+            label = _parse_label(row, task)
+            if label is None:
+                expected = (
+                    "a number"
+                    if task.is_regression
+                    else list(task.raw_labels or range(task.num_labels))
+                )
+                raise ValueError(
+                    f"{path}, line {line_number}: the label is outside the "
+                    f"{task.name} label set. Expected {expected}. Received: "
+                    f"label={row[task.label_column]!r}"
+                )
+            for column, index in zip(texts, task.text_columns):
+                column.append(row[index])
+            labels.append(label)
+    stats["rows"] = len(labels)
+    if stats["malformed_rows"]:
+        logger.warning(
+            "%s: skipped %d malformed row(s) of %d (lines %s%s)",
+            path,
+            stats["malformed_rows"],
+            stats["lines"],
+            bad_examples[:5],
+            "..." if len(bad_examples) > 5 else "",
+        )
+    columns = {f"sentence{i + 1}": column for i, column in enumerate(texts)}
+    columns["label"] = labels
+    features = datasets.Features(
+        {
+            **{name: datasets.Value("string") for name in columns if name != "label"},
+            "label": datasets.Value("float32")
+            if task.is_regression
+            else datasets.ClassLabel(names=list(task.label_names)),
+        }
+    )
+    return datasets.Dataset.from_dict(columns, features=features), stats
+
+
+def _parse_label(row, task):
+    raw = row[task.label_column].strip()
+    if task.is_regression:
+        try:
+            return float(raw)
+        except ValueError:
+            return None
+    if task.raw_labels:
+        return task.raw_labels.index(raw) if raw in task.raw_labels else None
+    if raw.isdigit() and int(raw) < task.num_labels:
+        return int(raw)
+    return None
+
+
+def load_glue(task, data_dir=None, splits=("train",)):
+    """Loads a GLUE task: local TSVs when `data_dir` is given, else the Hub.
+
+    Args:
+        task: `GlueTask`.
+        data_dir: str or None, folder holding `<TaskDir>/train.tsv` etc.
+        splits: file stems to load ("train", "dev", "dev_matched", ...).
+
+    Returns:
+        `(dict split -> datasets.Dataset, dict split -> stats)`.
+    """
+    if data_dir is None:
+        return _load_from_hub(task, splits)
+    folder = os.path.join(data_dir, task.directory)
+    loaded, stats = {}, {}
+    for split in splits:
+        path = os.path.join(folder, f"{split}.tsv")
+        if not os.path.isfile(path):
+            found = sorted(os.listdir(folder)) if os.path.isdir(folder) else None
+            raise FileNotFoundError(
+                f"GLUE {task.name}: no {split}.tsv in {folder}. Expected the GLUE "
+                f"layout DIR/{task.directory}/{split}.tsv. Received: "
+                f"data_dir={data_dir!r}, "
+                + (f"{folder} contains {found}" if found else f"{folder} is missing")
+            )
+        loaded[split], stats[split] = read_tsv(path, task)
+    return loaded, stats
+
+
+_HUB_SPLITS = {
+    "train": "train",
+    "dev": "validation",
+    "dev_matched": "validation_matched",
+    "dev_mismatched": "validation_mismatched",
+}
+
+
+def _load_from_hub(task, splits):
+    loaded, stats = {}, {}
+    for split in splits:
+        ds = datasets.load_dataset("nyu-mll/glue", task.name, split=_HUB_SPLITS[split])
+        names = {
+            "sentence": "sentence1",
+            "question": "sentence1",
+            "question1": "sentence1",
+            "question2": "sentence2",
+            "premise": "sentence1",
+            "hypothesis": "sentence2",
+        }
+        if task.name == "qnli":
+            names["sentence"] = "sentence2"
+        ds = ds.rename_columns({k: v for k, v in names.items() if k in ds.column_names})
+        keep = [c for c in ds.column_names if c.startswith("sentence") or c == "label"]
+        loaded[split] = ds.select_columns(keep)
+        stats[split] = {"file": f"nyu-mll/glue/{task.name}", "rows": len(ds)}
+    return loaded, stats

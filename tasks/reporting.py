@@ -1,0 +1,92 @@
+"""Outputs every task run writes: results.json, curves, model card, Hub upload."""
+
+import json
+import os
+import platform
+
+import keras
+
+
+def framework_versions():
+    import datasets
+    import tensorflow as tf
+    import tokenizers
+    import transformers
+
+    import bert_keras
+
+    return {
+        "bert_keras": bert_keras.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "datasets": datasets.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_json(path, payload):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=_plain)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Records every epoch's logs (loss, metrics, task scores) in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append(
+            {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        )
+
+
+def plot_curves(path, epochs, title):
+    """Draws loss (left) and every other logged metric (right) per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = [row["epoch"] for row in epochs]
+    keys = sorted({key for row in epochs for key in row if key != "epoch"})
+    for key in keys:
+        ys = [row.get(key) for row in epochs]
+        axis = left if "loss" in key else right
+        axis.plot(xs, ys, marker="o", label=key)
+    for axis, label in ((left, "loss"), (right, "metric")):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def push_directory(directory, repo_id, token=None, commit_message="Upload model"):
+    """Uploads a finished output directory to the Hub in one commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_id, folder_path=directory, commit_message=commit_message
+    )

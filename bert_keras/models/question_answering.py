@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from bert_keras.errors import ConfigError
 from bert_keras.losses import span_cross_entropy
 from bert_keras.models.base import BertPreTrainedModel
 from bert_keras.models.base import bert_inputs
@@ -33,6 +34,12 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
+        if config.num_labels != 2:
+            raise ConfigError(
+                "BertForQuestionAnswering predicts a start and an end logit per "
+                "token, so it needs num_labels=2 (transformers' default). "
+                f"Received: num_labels={config.num_labels}"
+            )
         dtype = kwargs.pop("dtype", None)
 
         # === Layers ===

@@ -142,3 +142,63 @@ def test_cli_num_labels_mismatch(tiny_checkpoint, glue_dir, tmp_path):
     )  # fmt: skip
     assert "eval_accuracy" in results
     assert os.path.isfile(tmp_path / "mnli" / "model.safetensors")
+
+
+def test_push_to_hub_uploads_the_output_directory_in_one_commit(
+    tiny_checkpoint, glue_dir, tmp_path, monkeypatch
+):
+    import huggingface_hub
+
+    calls = []
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, exist_ok=False, **kwargs):
+            calls.append(("create_repo", repo_id))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path))))
+            return "https://huggingface.co/me/tiny-wnli/commit/0"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    run("wnli", tiny_checkpoint, glue_dir, tmp_path, "--push-to-hub", "me/tiny-wnli")
+    assert calls[0] == ("create_repo", "me/tiny-wnli")
+    uploads = [call for call in calls if call[0] == "upload_folder"]
+    assert len(uploads) == 1
+    for name in ("config.json", "model.safetensors", "README.md", "results.json"):
+        assert name in uploads[0][2]
+    card = (tmp_path / "README.md").read_text()
+    assert "library_name: bert_keras" in card and "glue" in card
+
+
+def test_hub_dataset_is_used_without_data_dir(tiny_checkpoint, tmp_path, monkeypatch):
+    import datasets
+
+    from tasks import glue_tasks
+
+    requested = []
+
+    def fake_load_dataset(path, name, split):
+        requested.append((path, name, split))
+        # The Hub's nyu-mll/glue column names for QNLI.
+        return datasets.Dataset.from_dict(
+            {
+                "question": ["Who?", "Why?", "When?"],
+                "sentence": ["Him.", "No idea.", "Now."],
+                "label": [0, 1, 0],
+                "idx": [0, 1, 2],
+            }
+        )
+
+    monkeypatch.setattr(glue_tasks.datasets, "load_dataset", fake_load_dataset)
+    results = glue.main(
+        ["--task", "qnli", "--model", tiny_checkpoint, "--output-dir", str(tmp_path),
+         "--epochs", "1", "--batch-size", "2", "--verbose", "0"]
+    )  # fmt: skip
+    assert requested == [
+        ("nyu-mll/glue", "qnli", "train"),
+        ("nyu-mll/glue", "qnli", "validation"),
+    ]
+    assert results["dev_examples"] == 3

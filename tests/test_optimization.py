@@ -1,0 +1,64 @@
+"""Warmup + linear decay schedule and AdamW's weight-decay exclusions."""
+
+import keras
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from bert_keras.optimization import WarmupLinearDecay
+from bert_keras.optimization import create_optimizer
+
+
+@pytest.mark.parametrize(("total", "warmup"), [(100, 10), (37, 0), (10, 10), (1, 0)])
+def test_schedule_matches_transformers_linear_schedule(total, warmup):
+    peak = 3e-5
+    ours = WarmupLinearDecay(peak, total_steps=total, warmup_steps=warmup)
+    # transformers' reference, driven by a torch optimizer.
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=peak)
+    reference = transformers.get_linear_schedule_with_warmup(optimizer, warmup, total)
+    for step in range(total + 5):
+        expected = reference.get_last_lr()[0]
+        assert float(ours(step)) == pytest.approx(expected, rel=1e-6, abs=1e-12), step
+        optimizer.step()
+        reference.step()
+
+
+def test_schedule_known_values_and_serialization():
+    schedule = WarmupLinearDecay(2e-5, total_steps=1000, warmup_steps=100)
+    values = [float(schedule(step)) for step in (0, 50, 100, 550, 1000, 5000)]
+    np.testing.assert_allclose(values, [0, 1e-5, 2e-5, 1e-5, 0, 0], atol=1e-12)
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert isinstance(restored, WarmupLinearDecay)
+    assert float(restored(550)) == pytest.approx(1e-5)
+
+
+def test_schedule_rejects_bad_steps():
+    with pytest.raises(ValueError, match="warmup_steps=20, total_steps=10"):
+        WarmupLinearDecay(1e-5, total_steps=10, warmup_steps=20)
+
+
+def test_create_optimizer_builds_the_schedule_from_a_ratio():
+    optimizer = create_optimizer(2e-5, total_steps=200, warmup_ratio=0.1)
+    schedule = optimizer._learning_rate  # where Keras keeps the schedule object
+    assert isinstance(schedule, WarmupLinearDecay)
+    assert schedule.warmup_steps == 20 and schedule.total_steps == 200
+    assert optimizer.weight_decay == pytest.approx(0.01)
+    assert optimizer.global_clipnorm == pytest.approx(1.0)
+
+
+def test_weight_decay_skips_bias_and_layer_norm():
+    dense = keras.layers.Dense(3)
+    norm = keras.layers.LayerNormalization()
+    dense.build((None, 4))
+    norm.build((None, 3))
+    optimizer = create_optimizer()
+    optimizer.build(dense.trainable_variables + norm.trainable_variables)
+    decayed = {
+        v.name: optimizer._use_weight_decay(v)
+        for v in dense.trainable_variables + norm.trainable_variables
+    }
+    assert decayed == {"kernel": True, "bias": False, "gamma": False, "beta": False}

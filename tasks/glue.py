@@ -122,8 +122,6 @@ def main(argv=None):
 
     task = args.task
     keras.utils.set_random_seed(args.seed)
-    if args.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     os.makedirs(args.output_dir, exist_ok=True)
 
     splits, stats = load_glue(task, args.data_dir, ("train",) + task.dev_splits)
@@ -165,6 +163,7 @@ def main(argv=None):
         args.model,
         num_labels=task.num_labels,
         ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+        dtype="mixed_bfloat16" if args.mixed_precision else None,
         problem_type="regression"
         if task.is_regression
         else "single_label_classification",
@@ -206,12 +205,19 @@ def main(argv=None):
         verbose=args.verbose,
     )
     train_time = time.perf_counter() - train_start
+    model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+    # Final scores come from the saved checkpoint in float32, so that
+    # predictions.tsv is exactly what transformers computes from OUT/ (a
+    # bfloat16 forward pass flips a few borderline predictions).
+    eval_model = bk.BertForSequenceClassification.from_pretrained(
+        args.output_dir, dtype="float32"
+    )
 
     results = {}
     eval_time = 0.0
     for split in task.dev_splits:
         start = time.perf_counter()
-        logits = model.predict(dev_ds[split], verbose=0)["logits"]
+        logits = eval_model.predict(dev_ds[split], verbose=0)["logits"]
         eval_time += time.perf_counter() - start
         split_scores = scores.compute(split, logits, references[split])
         suffix = "" if split == first_dev else "_mismatched"
@@ -244,7 +250,6 @@ def main(argv=None):
             "framework_versions": reporting.framework_versions(),
         }
     )
-    model.save_pretrained(args.output_dir, tokenizer=tokenizer)
     reporting.write_json(os.path.join(args.output_dir, "results.json"), results)
     reporting.plot_curves(
         os.path.join(args.output_dir, "training_curves.png"),

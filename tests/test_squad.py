@@ -1,11 +1,13 @@
 """SQuAD: reading, windows, post-processing and the CLI end to end."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 import bert_keras as bk
+from tasks import squad
 from tasks.squad_data import SquadFormatError
 from tasks.squad_data import count_unlocated
 from tasks.squad_data import eval_features
@@ -162,3 +164,71 @@ def test_postprocess_v2_null_threshold():
         examples, features, starts, ends, null_score_diff_threshold=9.0, **kwargs
     )
     assert predictions["q"] == "abc def"
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tokenizer):
+    config = bk.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
+    path = tmp_path_factory.mktemp("tiny_qa")
+    bk.BertModel(config).save_pretrained(path, tokenizer=tokenizer)
+    return str(path)
+
+
+SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def test_cli_trains_evaluates_and_saves_what_transformers_reproduces(
+    tiny_checkpoint, tmp_path
+):
+    import torch
+    import transformers
+
+    results = squad.main(
+        ["--model", tiny_checkpoint, "--output-dir", str(tmp_path),
+         "--train-file", f"{SAMPLES}/squad_v1_sample.json",
+         "--eval-file", f"{SAMPLES}/squad_v1_sample.json",
+         "--max-train-samples", "40", "--max-eval-samples", "30",
+         "--epochs", "1", "--batch-size", "8", "--max-seq-length", "96",
+         "--doc-stride", "32", "--verbose", "0"]
+    )  # fmt: skip
+    for name in ("config.json", "model.safetensors", "predictions.json",
+                 "nbest_predictions.json", "results.json", "README.md",
+                 "training_curves.png"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert len(predictions) == 30 == results["eval_examples"]
+    assert 0 <= results["f1"] <= 100 and "exact_match" in results
+    assert results["data"]["train"]["answers_not_in_any_window"] == 0
+
+    ours = bk.BertForQuestionAnswering.from_pretrained(str(tmp_path))
+    theirs = transformers.AutoModelForQuestionAnswering.from_pretrained(str(tmp_path))
+    theirs.eval()
+    batch = bk.AutoTokenizer.from_pretrained(str(tmp_path))(
+        ["Where is it?"], [CONTEXT], return_tensors="np"
+    )
+    mine = ours(dict(batch))
+    with torch.no_grad():
+        ref = theirs(**{k: torch.tensor(v) for k, v in batch.items()})
+    for key in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(
+            np.asarray(mine[key]), getattr(ref, key).numpy(), atol=1e-5
+        )
+
+
+def test_cli_evaluates_v2_without_training(tiny_checkpoint, tmp_path):
+    results = squad.main(
+        ["--model", tiny_checkpoint, "--output-dir", str(tmp_path),
+         "--eval-file", f"{SAMPLES}/squad_v2_sample.json",
+         "--version-2-with-negative", "--max-eval-samples", "40",
+         "--max-seq-length", "96", "--doc-stride", "32", "--verbose", "0"]
+    )  # fmt: skip
+    assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1"} <= set(results)
+    assert (tmp_path / "null_odds.json").is_file()
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 40

@@ -23,6 +23,7 @@ from tasks.squad_data import count_unlocated
 from tasks.squad_data import eval_features
 from tasks.squad_data import read_squad
 from tasks.squad_data import train_features
+from tasks.squad_data import truncate_questions
 from tasks.squad_postprocess import postprocess
 
 METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
@@ -44,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--version-2-with-negative", action="store_true")
     parser.add_argument("--max-seq-length", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
+    parser.add_argument("--max-query-length", type=int, default=64)
     parser.add_argument("--n-best-size", type=int, default=20)
     parser.add_argument("--max-answer-length", type=int, default=30)
     parser.add_argument("--null-score-diff-threshold", type=float, default=0.0)
@@ -62,8 +64,16 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not (args.train_file or args.eval_file or args.dataset):
         parser.error("give --train-file and/or --eval-file, or --dataset")
-    if args.doc_stride >= args.max_seq_length:
-        parser.error("--doc-stride must be smaller than --max-seq-length")
+    # [CLS] question [SEP] context [SEP]: the context part of each window must
+    # be longer than the stride that overlaps consecutive windows.
+    context_room = args.max_seq_length - args.max_query_length - 3
+    if context_room <= 0 or args.doc_stride >= context_room:
+        parser.error(
+            "windows have no room left for the context: need --doc-stride < "
+            "--max-seq-length - --max-query-length - 3; received "
+            f"doc_stride={args.doc_stride}, max_seq_length={args.max_seq_length}, "
+            f"max_query_length={args.max_query_length}"
+        )
     for name in ("epochs", "batch_size", "learning_rate", "n_best_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -117,6 +127,16 @@ def main(argv=None):
     if args.max_eval_samples and eval_examples is not None:
         eval_examples = eval_examples.select(
             range(min(args.max_eval_samples, len(eval_examples)))
+        )
+
+    # Over-long questions are cut to --max-query-length tokens (counted).
+    if train_examples is not None:
+        train_examples, train_stats["questions_truncated"] = truncate_questions(
+            train_examples, tokenizer, args.max_query_length
+        )
+    if eval_examples is not None:
+        eval_examples, eval_stats["questions_truncated"] = truncate_questions(
+            eval_examples, tokenizer, args.max_query_length
         )
 
     model = bk.BertForQuestionAnswering.from_pretrained(

@@ -215,3 +215,31 @@ def count_unlocated(features, num_examples):
     for index, found in zip(features["example_index"], features["located"]):
         located[index] |= found
     return int((~located).sum())
+
+
+def truncate_questions(dataset, tokenizer, max_query_length=64):
+    """Cuts questions longer than `max_query_length` tokens, as BERT's own
+    SQuAD recipe does, so every window keeps room for its context.
+
+    Returns:
+        `(dataset, number of questions cut)`.
+    """
+    cut = []
+
+    def shorten(batch, indices):
+        questions = []
+        for index, question in zip(indices, batch["question"]):
+            encoded = tokenizer(
+                question, add_special_tokens=False, return_offsets_mapping=True
+            )
+            offsets = encoded["offset_mapping"]
+            if len(offsets) > max_query_length:
+                cut.append(index)
+                question = question[: offsets[max_query_length - 1][1]]
+            questions.append(question)
+        return {"question": questions}
+
+    dataset = dataset.map(
+        shorten, batched=True, with_indices=True, desc="Question lengths"
+    )
+    return dataset, len(cut)

@@ -196,7 +196,7 @@ def test_cli_trains_evaluates_and_saves_what_transformers_reproduces(
          "--eval-file", f"{SAMPLES}/squad_v1_sample.json",
          "--max-train-samples", "40", "--max-eval-samples", "30",
          "--epochs", "1", "--batch-size", "8", "--max-seq-length", "96",
-         "--doc-stride", "32", "--verbose", "0"]
+         "--doc-stride", "32", "--max-query-length", "32", "--verbose", "0"]
     )  # fmt: skip
     for name in ("config.json", "model.safetensors", "predictions.json",
                  "nbest_predictions.json", "results.json", "README.md",
@@ -227,8 +227,35 @@ def test_cli_evaluates_v2_without_training(tiny_checkpoint, tmp_path):
         ["--model", tiny_checkpoint, "--output-dir", str(tmp_path),
          "--eval-file", f"{SAMPLES}/squad_v2_sample.json",
          "--version-2-with-negative", "--max-eval-samples", "40",
-         "--max-seq-length", "96", "--doc-stride", "32", "--verbose", "0"]
+         "--max-seq-length", "96", "--doc-stride", "32", "--max-query-length", "32",
+         "--verbose", "0"]
     )  # fmt: skip
     assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1"} <= set(results)
     assert (tmp_path / "null_odds.json").is_file()
     assert len(json.loads((tmp_path / "predictions.json").read_text())) == 40
+
+
+def test_long_questions_are_cut_and_counted(tokenizer, tiny_checkpoint, tmp_path):
+    path = squad_file(
+        tmp_path / "long.json",
+        [paragraph(CONTEXT, [qa("a", "what " * 200 + "?", [("Paris", 23)]),
+                             qa("b", "Where?", [("Paris", 23)])])],
+    )  # fmt: skip
+    results = squad.main(
+        ["--model", tiny_checkpoint, "--output-dir", str(tmp_path / "out"),
+         "--train-file", path, "--eval-file", path, "--epochs", "1",
+         "--max-seq-length", "64", "--max-query-length", "16",
+         "--doc-stride", "16", "--verbose", "0"]
+    )  # fmt: skip
+    assert results["data"]["train"]["questions_truncated"] == 1
+    assert results["data"]["eval"]["questions_truncated"] == 1
+    assert results["eval_examples"] == 2
+
+
+def test_windows_without_room_for_context_are_refused(tiny_checkpoint, tmp_path):
+    with pytest.raises(SystemExit):
+        squad.parse_args(
+            ["--model", tiny_checkpoint, "--output-dir", str(tmp_path),
+             "--eval-file", "x.json", "--max-seq-length", "64",
+             "--max-query-length", "64"]
+        )  # fmt: skip

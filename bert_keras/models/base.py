@@ -45,6 +45,8 @@ class BertPreTrainedModel(keras.Model):
     hf_architecture = None
     # Inputs are (batch, seq); BertForMultipleChoice takes (batch, choices, seq).
     input_rank = 2
+    # Inputs beyond the three HF ones that this model requires (int32).
+    extra_input_names = ()
 
     def __init__(self, *args, config, **kwargs):
         dtype = kwargs.get("dtype")
@@ -105,8 +107,15 @@ class BertPreTrainedModel(keras.Model):
                 f"Received: keys={sorted(inputs)}"
             )
         input_ids = inputs["input_ids"]
+        for name in self.extra_input_names:
+            if inputs.get(name) is None:
+                raise InputError(
+                    f"{type(self).__name__} was built to take `{name}` as well. "
+                    f"Received: keys={sorted(inputs)}"
+                )
         if isinstance(input_ids, keras.KerasTensor):
-            return {name: inputs[name] for name in INPUT_NAMES if name in inputs}
+            names = INPUT_NAMES + tuple(self.extra_input_names)
+            return {name: inputs[name] for name in names if name in inputs}
         input_ids = _to_tensor(input_ids, "input_ids")
         prepared = {"input_ids": input_ids}
         for name, default in (("attention_mask", 1), ("token_type_ids", 0)):
@@ -116,6 +125,8 @@ class BertPreTrainedModel(keras.Model):
             else:
                 value = _to_tensor(value, name)
             prepared[name] = value
+        for name in self.extra_input_names:
+            prepared[name] = _to_tensor(inputs[name], name)
         checks = self._check_inputs(prepared)
         # In a graph the lookups must wait for the checks, or an out-of-range
         # gather fails first with an opaque message.
@@ -157,10 +168,15 @@ class BertPreTrainedModel(keras.Model):
                 f"inputs, e.g. tokenizer(..., truncation=True, max_length={limit}). "
                 f"Received: input_ids of shape {tuple(input_ids.shape)}"
             )
-        ranges = (
+        ranges = [
             ("input_ids", config.vocab_size, "vocab_size"),
             ("token_type_ids", config.type_vocab_size, "type_vocab_size"),
-        )
+        ]
+        if "masked_lm_positions" in inputs:
+            sequence = input_ids.shape[-1]
+            if sequence is None:
+                sequence = tf.shape(input_ids)[-1]
+            ranges.append(("masked_lm_positions", sequence, "sequence length"))
         if tf.executing_eagerly():
             for name, high, field in ranges:
                 values = inputs[name].numpy()
@@ -177,7 +193,7 @@ class BertPreTrainedModel(keras.Model):
         checks = []
         for name, high, field in ranges:
             values = inputs[name]
-            bad = tf.logical_or(values < 0, values >= tf.constant(high, values.dtype))
+            bad = tf.logical_or(values < 0, values >= tf.cast(high, values.dtype))
             check = tf.debugging.Assert(
                 tf.logical_not(tf.reduce_any(bad)),
                 [

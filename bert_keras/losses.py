@@ -45,7 +45,22 @@ def masked_cross_entropy(labels, logits, sample_weight=None, ignore_index=IGNORE
         while len(sample_weight.shape) < len(keep.shape):
             sample_weight = ops.expand_dims(sample_weight, -1)
         weights = keep * sample_weight
-    return ops.sum(values * weights) / ops.maximum(ops.sum(keep), 1.0)
+    replicas, count = _global_sum(ops.sum(keep))
+    # Normalised by the count over the whole global batch: under tf.distribute
+    # the replicas' shares (scaled back by `replicas`, which compute_loss
+    # divides out) then add up to exactly the single-device mean.
+    return ops.sum(values * weights) / ops.maximum(count, 1.0) * replicas
+
+
+def _global_sum(value):
+    """`(num_replicas, value summed over replicas)` inside tf.distribute."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return 1.0, value
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return float(context.num_replicas_in_sync), total
 
 
 def mean_squared_error(labels, predictions, sample_weight=None):

@@ -99,9 +99,23 @@ class MaskedLMMasker:
         self.mask_token_rate = mask_token_rate
         self.random_token_rate = random_token_rate
         self.whole_word_masking = whole_word_masking
-        self._generator = tf.random.Generator.from_seed(0 if seed is None else seed)
+        self.seed = 0 if seed is None else seed
+        self._generator = tf.random.Generator.from_seed(self.seed)
 
-    def __call__(self, features, labels=None):
+    def _uniform(self, shape, draw, index, maxval=None, dtype=tf.float32):
+        """Draw number `draw` of this example: stateless when `index` is given."""
+        if index is None:
+            return self._generator.uniform(shape, maxval=maxval, dtype=dtype)
+        seed = tf.stack(
+            [tf.constant(self.seed, tf.int64), tf.cast(index, tf.int64) * 3 + draw]
+        )
+        return tf.random.stateless_uniform(shape, seed, maxval=maxval, dtype=dtype)
+
+    def __call__(self, features, labels=None, index=None):
+        """Masks one example; pass a running `index` (e.g. from
+        `Dataset.enumerate()` after `repeat()`) to make each draw a pure
+        function of (seed, index): reproducible however the pipeline is
+        cloned or distributed, and new on every pass."""
         features = dict(features)
         input_ids = tf.cast(features["input_ids"], tf.int32)
         length = tf.shape(input_ids)[0]
@@ -130,7 +144,7 @@ class MaskedLMMasker:
             self.max_predictions_per_seq,
         )
         # Visit units in random order; take each that still fits the budget.
-        order = tf.argsort(self._generator.uniform([num_units]))
+        order = tf.argsort(self._uniform([num_units], 0, index))
         sizes = tf.gather(unit_sizes, order)
         taken = _greedy_fit(sizes, budget)
         chosen_units = tf.scatter_nd(
@@ -143,11 +157,15 @@ class MaskedLMMasker:
             > 0
         )
 
-        draw = self._generator.uniform([length])
+        draw = self._uniform([length], 1, index)
         random_tokens = tf.gather(
             self._random_pool,
-            self._generator.uniform(
-                [length], maxval=tf.shape(self._random_pool)[0], dtype=tf.int32
+            self._uniform(
+                [length],
+                2,
+                index,
+                maxval=tf.shape(self._random_pool)[0],
+                dtype=tf.int32,
             ),
         )
         replaced = tf.where(

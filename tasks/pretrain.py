@@ -207,7 +207,10 @@ def main(argv=None):
         read_instances(pattern)
         .shuffle(10_000, seed=args.seed)
         .repeat()
-        .map(masker)
+        # Masks are a function of (seed, running example index): new on every
+        # pass, identical on one device or several.
+        .enumerate()
+        .map(lambda index, example: masker(*example, index=index))
         .padded_batch(
             args.batch_size,
             padding_values=(
@@ -224,11 +227,15 @@ def main(argv=None):
         .prefetch(tf.data.AUTOTUNE)
     )
 
-    strategy = (
-        tf.distribute.MirroredStrategy()
-        if args.strategy == "mirrored"
-        else tf.distribute.get_strategy()
-    )
+    if args.strategy == "mirrored":
+        # Every accelerator, or else every logical CPU device (a CPU can be
+        # split into several with tf.config.set_logical_device_configuration).
+        devices = tf.config.list_logical_devices(
+            "GPU"
+        ) or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    else:
+        strategy = tf.distribute.get_strategy()
     config = build_config(args, tokenizer)
     with strategy.scope():
         model = bk.BertForPreTraining(
@@ -291,6 +298,7 @@ def main(argv=None):
         / max(train_time, 1e-9),
         "corpus": corpus_stats,
         "config": config.to_dict(),
+        "replicas": strategy.num_replicas_in_sync,
         "hyperparameters": {k: v for k, v in vars(args).items() if k != "output_dir"},
         "framework_versions": reporting.framework_versions(),
     }

@@ -141,3 +141,13 @@ def test_bad_rates_are_refused():
         MaskedLMMasker(VOCAB, MASK, SPECIAL, 20, mask_rate=0)
     with pytest.raises(ValueError, match="continuation_ids"):
         MaskedLMMasker(VOCAB, MASK, SPECIAL, 20, whole_word_masking=True)
+
+
+def test_indexed_masks_are_a_function_of_seed_and_index():
+    masker = MaskedLMMasker(VOCAB, MASK, SPECIAL, 20, seed=4)
+    ids = {"input_ids": tf.constant(sample_sequences(1)[0])}
+    first, _ = masker(ids, index=7)
+    again, _ = masker(ids, index=7)
+    other, _ = masker(ids, index=8)
+    np.testing.assert_array_equal(first["input_ids"], again["input_ids"])
+    assert (first["input_ids"].numpy() != other["input_ids"].numpy()).any()

@@ -187,8 +187,12 @@ def main(argv=None):
     }
 
     class DevScores(keras.callbacks.Callback):
+        """One dev pass per epoch gives both the loss and the task metrics."""
+
         def on_epoch_end(self, epoch, logs=None):
             logits = self.model.predict(dev_ds[first_dev], verbose=0)["logits"]
+            loss = self.model.default_loss()(references[first_dev], {"logits": logits})
+            logs["val_loss"] = float(loss)
             for key, value in scores.compute(
                 first_dev, logits, references[first_dev]
             ).items():
@@ -198,7 +202,6 @@ def main(argv=None):
     train_start = time.perf_counter()
     model.fit(
         train_ds,
-        validation_data=dev_ds[first_dev],
         epochs=args.epochs,
         callbacks=[DevScores(), history],
         shuffle=False,  # train_ds reshuffles itself, seeded

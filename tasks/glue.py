@@ -16,6 +16,9 @@ import time
 
 import numpy as np
 
+from tasks.cli import add_training_arguments
+from tasks.cli import check_training_arguments
+from tasks.cli import configure_logging
 from tasks.glue_tasks import TASKS
 from tasks.glue_tasks import get_task
 from tasks.glue_tasks import load_glue
@@ -39,30 +42,17 @@ def parse_args(argv=None):
         help="folder in the GLUE layout (DIR/SST-2/train.tsv, ...); "
         "default: the Hub dataset nyu-mll/glue",
     )
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--eval-batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-train-samples", type=int, default=None)
-    parser.add_argument("--max-eval-samples", type=int, default=None)
-    parser.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help="train with Keras' mixed_bfloat16 policy",
+    add_training_arguments(
+        parser,
+        epochs=3,
+        batch_size=32,
+        eval_batch_size=128,
+        learning_rate=2e-5,
+        max_seq_length=128,
     )
     parser.add_argument("--ignore-mismatched-sizes", action="store_true")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "learning_rate", "max_seq_length"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    if not 0 <= args.warmup_ratio <= 1:
-        parser.error("--warmup-ratio must be in [0, 1]")
+    check_training_arguments(parser, args)
     try:
         args.task = get_task(args.task)
     except ValueError as error:
@@ -108,10 +98,7 @@ class GlueScores:
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_logging()
     import keras
 
     import bert_keras as bk

@@ -16,7 +16,6 @@ tokenizer, `results.json`, a model card and `training_curves.png`.
 import argparse
 import glob
 import json
-import logging
 import os
 import sys
 import time
@@ -128,10 +127,9 @@ def build_config(args, tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tasks.cli import configure_logging
+
+    configure_logging()
     import keras
     import tensorflow as tf
 

@@ -19,6 +19,9 @@ import time
 
 import numpy as np
 
+from tasks.cli import add_training_arguments
+from tasks.cli import check_training_arguments
+from tasks.cli import configure_logging
 from tasks.squad_data import count_unlocated
 from tasks.squad_data import eval_features
 from tasks.squad_data import read_squad
@@ -43,24 +46,19 @@ def parse_args(argv=None):
         help="Hub dataset (rajpurkar/squad or rajpurkar/squad_v2) when no files",
     )
     parser.add_argument("--version-2-with-negative", action="store_true")
-    parser.add_argument("--max-seq-length", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--max-query-length", type=int, default=64)
     parser.add_argument("--n-best-size", type=int, default=20)
     parser.add_argument("--max-answer-length", type=int, default=30)
     parser.add_argument("--null-score-diff-threshold", type=float, default=0.0)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=12)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=3e-5)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-train-samples", type=int, default=None)
-    parser.add_argument("--max-eval-samples", type=int, default=None)
-    parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    add_training_arguments(
+        parser,
+        epochs=2,
+        batch_size=12,
+        eval_batch_size=64,
+        learning_rate=3e-5,
+        max_seq_length=384,
+    )
     args = parser.parse_args(argv)
     if not (args.train_file or args.eval_file or args.dataset):
         parser.error("give --train-file and/or --eval-file, or --dataset")
@@ -74,9 +72,7 @@ def parse_args(argv=None):
             f"doc_stride={args.doc_stride}, max_seq_length={args.max_seq_length}, "
             f"max_query_length={args.max_query_length}"
         )
-    for name in ("epochs", "batch_size", "learning_rate", "n_best_size"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    check_training_arguments(parser, args, positive=("n_best_size",))
     return args
 
 
@@ -95,10 +91,7 @@ def load_split(args, split):
 
 def main(argv=None):
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure_logging()
     import evaluate
     import keras
 

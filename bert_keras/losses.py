@@ -2,7 +2,9 @@
 
 Labels of -100 are ignored (HF's `CrossEntropyLoss` default); logits are
 upcast to float32 so mixed-precision training computes its loss in full
-precision.
+precision. Every mean is over the global batch: under `tf.distribute` each
+replica returns its share (its sum over the global count), so the shares,
+whose gradients the strategy sums, add up to the single-device loss.
 """
 
 from keras import ops
@@ -11,10 +13,14 @@ IGNORE_INDEX = -100
 
 
 def _weighted_mean(values, sample_weight):
-    if sample_weight is None:
-        return ops.mean(values)
-    sample_weight = ops.cast(ops.reshape(sample_weight, ops.shape(values)), "float32")
-    return ops.mean(values * sample_weight)
+    """Mean over examples; a weight scales its example, the count stays."""
+    if sample_weight is not None:
+        sample_weight = ops.cast(
+            ops.reshape(sample_weight, ops.shape(values)), "float32"
+        )
+        values = values * sample_weight
+    count = ops.cast(ops.size(values), "float32")
+    return ops.sum(values) / ops.maximum(_global_sum(count), 1.0)
 
 
 def sparse_cross_entropy(labels, logits, sample_weight=None):
@@ -45,22 +51,17 @@ def masked_cross_entropy(labels, logits, sample_weight=None, ignore_index=IGNORE
         while len(sample_weight.shape) < len(keep.shape):
             sample_weight = ops.expand_dims(sample_weight, -1)
         weights = keep * sample_weight
-    replicas, count = _global_sum(ops.sum(keep))
-    # Normalised by the count over the whole global batch: under tf.distribute
-    # the replicas' shares (scaled back by `replicas`, which compute_loss
-    # divides out) then add up to exactly the single-device mean.
-    return ops.sum(values * weights) / ops.maximum(count, 1.0) * replicas
+    return ops.sum(values * weights) / ops.maximum(_global_sum(ops.sum(keep)), 1.0)
 
 
 def _global_sum(value):
-    """`(num_replicas, value summed over replicas)` inside tf.distribute."""
+    """`value` summed over the replicas of a tf.distribute step (else itself)."""
     import tensorflow as tf
 
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
-        return 1.0, value
-    total = context.all_reduce(tf.distribute.ReduceOp.SUM, value)
-    return float(context.num_replicas_in_sync), total
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def mean_squared_error(labels, predictions, sample_weight=None):

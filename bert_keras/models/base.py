@@ -431,15 +431,13 @@ class BertPreTrainedModel(keras.Model):
                 f"{type(self).__name__} needs labels to compute its loss: give fit "
                 "a dataset of (features, labels). Received: labels=None"
             )
+        # Task losses are already this replica's share of the global-batch
+        # mean (bert_keras.losses); extra losses are split like Keras splits
+        # its own under tf.distribute.
         loss = self._task_loss(y, y_pred, _per_example(sample_weight))
-        for extra in self.losses:
-            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
-        # Under tf.distribute each replica's gradients are summed, so each
-        # replica contributes 1/num_replicas of its mean loss (Keras' own
-        # losses do the same; the loss tracker undoes it for display).
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss / replicas
+        for extra in self.losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype) / replicas
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

@@ -48,6 +48,17 @@ def train_wordpiece(sentences, vocab_size, lowercase=True, min_frequency=2):
         continuing_subword_prefix="##",
     )
     tokenizer.train_from_iterator(sentences, trainer=trainer)
+    # The trainer breaks ties between equally frequent pieces in hash-map
+    # order, so ids differ from run to run. Ids carry no meaning for
+    # WordPiece: renumber in a fixed order (specials, then pieces sorted),
+    # so the same corpus always gives the same vocab.txt and the same model.
+    pieces = [t for t in tokenizer.get_vocab() if t not in SPECIAL_TOKENS]
+    ordered = [*SPECIAL_TOKENS, *sorted(pieces, key=lambda t: (t[:2] == "##", t))]
+    tokenizer.model = models.WordPiece(
+        {token: i for i, token in enumerate(ordered)},
+        unk_token="[UNK]",
+        continuing_subword_prefix="##",
+    )
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0",

@@ -111,3 +111,34 @@ def test_tfrecord_shards_round_trip_and_split_between_workers(tmp_path, tokenize
     assert parts[0] and parts[1]
     with pytest.raises(FileNotFoundError, match="No instance shards"):
         read_instances(str(tmp_path / "nothing-*.tfrecord"))
+
+
+def test_wordpiece_training_is_deterministic_and_opens_in_transformers(
+    tmp_path, documents
+):
+    import transformers
+
+    from tasks.pretrain_vocab import train_wordpiece
+
+    sentences = [s for d in documents[:40] for s in d]
+    first = train_wordpiece(sentences, vocab_size=1200)
+    # Ties between equally frequent pieces used to be broken in hash order.
+    for _ in range(3):
+        assert train_wordpiece(sentences, vocab_size=1200).get_vocab() == (
+            first.get_vocab()
+        )
+    first.save_pretrained(tmp_path)
+    loaded = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded.convert_ids_to_tokens(range(5)) == [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+    ]  # fmt: skip
+    text = "The album was released in the United States in 1998 ."
+    encoded = loaded(text, "It sold well .")
+    assert encoded["input_ids"][0] == loaded.cls_token_id
+    assert encoded["input_ids"].count(loaded.sep_token_id) == 2
+    assert loaded.unk_token_id not in encoded["input_ids"]
+    # The WordPiece decoder glues punctuation back; compare without spaces.
+    decoded = loaded.decode(encoded["input_ids"], skip_special_tokens=True)
+    assert decoded.replace(" ", "") == (text + "It sold well .").lower().replace(
+        " ", ""
+    )

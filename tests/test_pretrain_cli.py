@@ -83,3 +83,40 @@ def test_killed_run_resumes_and_stops_at_the_planned_step(tmp_path):
     # The resumed run did not start over: its first epoch is after the kill.
     assert "Epoch 1/6" not in second.stdout
     bk.BertForPreTraining.from_pretrained(tmp_path)
+
+
+MIRRORED_RUN = """
+import json, sys
+import tensorflow as tf
+if sys.argv[1] == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tasks import pretrain
+results = pretrain.main(sys.argv[2:])
+print("RESULT", json.dumps(results))
+"""
+
+
+def test_mirrored_cli_run_follows_the_single_device_run(tmp_path):
+    # Dropout off: with it, each replica draws its own masks, as in any
+    # data-parallel framework, and the runs would differ by design.
+    config = json.loads(TINY)
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    runs = {}
+    for strategy in ("default", "mirrored"):
+        flags = command(tmp_path / strategy, 6, 3)[3:]
+        flags[flags.index("--config") + 1] = json.dumps(config)
+        result = subprocess.run(
+            [sys.executable, "-c", MIRRORED_RUN, strategy, *flags,
+             "--strategy", strategy],
+            capture_output=True, text=True, timeout=600, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
+        runs[strategy] = json.loads(line[len("RESULT ") :])
+    assert runs["default"]["replicas"] == 1 and runs["mirrored"]["replicas"] == 2
+    assert runs["mirrored"]["steps"] == 6
+    for one, two in zip(runs["default"]["epochs"], runs["mirrored"]["epochs"]):
+        for key in ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"):
+            assert abs(one[key] - two[key]) <= 1e-4 * max(1.0, abs(one[key])), key

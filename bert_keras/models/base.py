@@ -419,6 +419,25 @@ class BertPreTrainedModel(keras.Model):
         if self.built and hasattr(self.optimizer, "build"):
             self.optimizer.build(self.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy, Keras' TF trainer takes one batch
+        # from fit's iterator to build the model, even when nothing needs
+        # data to build. With a repeated dataset and `steps_per_epoch` that
+        # batch is never trained on, so a mirrored run would see other
+        # batches than a single-device one. Our models are built at
+        # construction and compile no Keras loss or metric objects: when that
+        # holds, build the optimizer without touching the data.
+        needs_data = (
+            not all(layer.built for layer in self._flatten_layers())
+            or getattr(self, "_compile_metrics", None) is not None
+            or getattr(self, "_compile_loss", None) is not None
+        )
+        if iterator is None or needs_data or self._distribute_strategy is None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):

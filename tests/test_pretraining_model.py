@@ -6,6 +6,7 @@ import pytest
 from conftest import tiny_config
 
 import bert_keras as bk
+from bert_keras.losses import masked_cross_entropy
 
 MAX_PREDICTIONS = 4
 
@@ -67,6 +68,17 @@ def test_gathered_model_trains_saves_and_round_trips(tmp_path):
     )
     assert np.isfinite(history.history["loss"][0])
     assert {"mlm_accuracy", "nsp_accuracy"} <= set(history.history)
+    # The two head losses it reports are the two terms of the loss.
+    scores = model.evaluate(
+        features, {"labels": labels, "next_sentence_label": nsp}, return_dict=True,
+        verbose=0,
+    )  # fmt: skip
+    assert scores["mlm_loss"] + scores["nsp_loss"] == pytest.approx(
+        scores["loss"], abs=1e-5
+    )
+    out = model(features)
+    expected_mlm = masked_cross_entropy(labels, out["prediction_logits"])
+    assert scores["mlm_loss"] == pytest.approx(float(expected_mlm), abs=1e-5)
 
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")

@@ -20,7 +20,7 @@ from bert_keras.losses import masked_cross_entropy
 from bert_keras.optimization import create_optimizer
 
 METRICS = {
-    "BertForPreTraining": {"mlm_accuracy", "nsp_accuracy"},
+    "BertForPreTraining": {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"},
     "BertForMaskedLM": {"accuracy"},
     "BertForNextSentencePrediction": {"accuracy"},
     "BertForSequenceClassification": {"accuracy"},

@@ -13,6 +13,7 @@ from bert_keras.models.tasks_common import accuracy
 from bert_keras.models.tasks_common import dense
 from bert_keras.models.tasks_common import extra_outputs
 from bert_keras.models.tasks_common import get_label
+from bert_keras.models.tasks_common import mean_cross_entropy
 
 _TIED = {
     "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
@@ -139,6 +140,12 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
             accuracy("mlm_accuracy", "prediction_logits", "labels", 0, ignore=True),
             accuracy(
                 "nsp_accuracy", "seq_relationship_logits", "next_sentence_label", 1
+            ),
+            mean_cross_entropy(
+                "mlm_loss", "prediction_logits", "labels", 0, ignore=True
+            ),
+            mean_cross_entropy(
+                "nsp_loss", "seq_relationship_logits", "next_sentence_label", 1
             ),
         ]
 

@@ -3,6 +3,7 @@
 import collections.abc
 
 import keras
+from keras import ops
 
 from bert_keras.errors import InputError
 from bert_keras.losses import ignore_mask
@@ -35,6 +36,34 @@ def accuracy(name, logits_key, label_key="labels", position=0, ignore=False):
             labels, weights = ignore_mask(labels)
             return labels, y_pred[logits_key], weights
         return labels, y_pred[logits_key], sample_weight
+
+    return metric, view
+
+
+def mean_cross_entropy(name, logits_key, label_key, position=0, ignore=False):
+    """A `(metric, view)` pair: the running mean cross-entropy of one head.
+
+    The mean is over examples, or with `ignore=True` over the positions not
+    labelled -100, so it equals that head's term of the training loss.
+    """
+    metric = keras.metrics.Mean(name=name)
+
+    def view(y, y_pred, sample_weight):
+        logits = ops.cast(y_pred[logits_key], "float32")
+        labels = ops.reshape(
+            ops.cast(get_label(y, label_key, position), "int32"),
+            ops.shape(logits)[:-1],
+        )
+        weights = None
+        if ignore:
+            labels, weights = ignore_mask(labels)
+        values = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        if sample_weight is not None:
+            sample_weight = ops.cast(sample_weight, "float32")
+            while len(sample_weight.shape) < len(values.shape):
+                sample_weight = ops.expand_dims(sample_weight, -1)
+            weights = sample_weight if weights is None else weights * sample_weight
+        return values, weights
 
     return metric, view
 

@@ -14,6 +14,7 @@ tokenizer, `results.json`, a model card and `training_curves.png`.
 """
 
 import argparse
+import collections
 import glob
 import json
 import os
@@ -184,7 +185,12 @@ def main(argv=None):
         write_instances(instances, instance_dir, num_shards=args.num_shards)
         with open(os.path.join(work, "instances.json"), "w") as handle:
             json.dump(
-                {"instances": len(instances), "documents": len(documents)}, handle
+                {
+                    "instances": len(instances),
+                    "documents": len(documents),
+                    **unigram_baseline(instances, tokenizer.all_special_ids),
+                },
+                handle,
             )
     with open(os.path.join(work, "instances.json")) as handle:
         corpus_stats = json.load(handle)
@@ -265,6 +271,17 @@ def main(argv=None):
             ]
             reporting.write_json(history_path, history.epochs)
 
+    class Throughput(keras.callbacks.Callback):
+        """Steps and seconds of this process (after any restore)."""
+
+        first_step = start = None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.start is None:
+                self.first_step = int(self.model.optimizer.iterations.numpy())
+                self.start = time.perf_counter()
+
+    throughput = Throughput()
     start = time.perf_counter()
     model.fit(
         dataset,
@@ -276,24 +293,30 @@ def main(argv=None):
             ),
             history,
             SaveHistory(),
+            throughput,
         ],
         verbose=args.verbose,
     )
     train_time = time.perf_counter() - start
+    run_seconds = time.perf_counter() - (throughput.start or time.perf_counter())
     steps = int(model.optimizer.iterations.numpy())
 
     model.save_pretrained(out, tokenizer=tokenizer)
     tokens_per_step = args.batch_size * args.max_seq_length
+    run_steps = steps - (throughput.first_step or steps)
     results = {
         "steps": steps,
         "planned_steps": epochs * args.save_steps,
         "epochs": history.epochs,
         "final": history.epochs[-1] if history.epochs else {},
+        # The accuracy of always predicting the corpus' most frequent
+        # non-special token: what MLM accuracy must rise well above.
+        "mlm_unigram_baseline_accuracy": corpus_stats.get("unigram_baseline"),
+        "nsp_baseline_accuracy": 0.5,
         "train_time_seconds_this_run": train_time,
-        "tokens_per_second_upper_bound": tokens_per_step
-        * args.save_steps
-        * max(1, len(history.epochs))
-        / max(train_time, 1e-9),
+        "steps_this_run": run_steps,
+        # Padded slots (batch x max_seq_length), compile time included.
+        "tokens_per_second": tokens_per_step * run_steps / max(run_seconds, 1e-9),
         "corpus": corpus_stats,
         "config": config.to_dict(),
         "replicas": strategy.num_replicas_in_sync,
@@ -317,6 +340,19 @@ def main(argv=None):
     card.save(os.path.join(out, "README.md"))
     print(f"\npretraining done: {steps} steps; outputs in {os.path.abspath(out)}")
     return results
+
+
+def unigram_baseline(instances, special_ids):
+    """Share of the most frequent non-special token among all of them."""
+    counts = collections.Counter()
+    special = set(special_ids)
+    for instance in instances:
+        counts.update(t for t in instance["input_ids"] if t not in special)
+    total = sum(counts.values())
+    if not total:
+        return {"unigram_baseline": None}
+    token, count = counts.most_common(1)[0]
+    return {"unigram_baseline": count / total, "most_frequent_token_id": token}
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ def main(argv=None):
     import tensorflow as tf
 
     import bert_keras as bk
+    from bert_keras.callbacks import ResumableCheckpoint
     from bert_keras.masking import MaskedLMMasker
     from bert_keras.masking import continuation_ids_from_tokenizer
     from bert_keras.model_card import model_card
@@ -255,8 +256,9 @@ def main(argv=None):
                 weight_decay=args.weight_decay,
             )
         )
-    # Epoch = save_steps steps; BackupAndRestore keeps the last two
-    # checkpoints, so a kill while one is written leaves the other.
+    # Epoch = save_steps steps; each epoch ends with an atomic checkpoint, the
+    # last two are kept, and a rerun of the same command resumes from the
+    # newest one that loads.
     epochs = -(-args.max_steps // args.save_steps)
     history = reporting.EpochHistory()
     history_path = os.path.join(work, "history.json")
@@ -288,9 +290,7 @@ def main(argv=None):
         epochs=epochs,
         steps_per_epoch=args.save_steps,
         callbacks=[
-            keras.callbacks.BackupAndRestore(
-                os.path.join(work, "backup"), double_checkpoint=True
-            ),
+            ResumableCheckpoint(os.path.join(work, "backup"), keep=2),
             history,
             SaveHistory(),
             throughput,

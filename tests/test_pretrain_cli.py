@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 import transformers
 
@@ -63,11 +64,15 @@ def test_killed_run_resumes_and_stops_at_the_planned_step(tmp_path):
         command(tmp_path, 120, 20), cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    backup = tmp_path / "work" / "backup" / "training_metadata.json"
+    backup = tmp_path / "work" / "backup"
     deadline = time.time() + 240
-    while not backup.exists() and first.poll() is None and time.time() < deadline:
+    while (
+        not list(backup.glob("epoch-*"))
+        and first.poll() is None
+        and time.time() < deadline
+    ):
         time.sleep(0.2)
-    assert backup.exists(), "no checkpoint was written before the kill"
+    assert list(backup.glob("epoch-*")), "no checkpoint was written before the kill"
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert not (tmp_path / "results.json").exists()
@@ -120,3 +125,51 @@ def test_mirrored_cli_run_follows_the_single_device_run(tmp_path):
     for one, two in zip(runs["default"]["epochs"], runs["mirrored"]["epochs"]):
         for key in ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"):
             assert abs(one[key] - two[key]) <= 1e-4 * max(1.0, abs(one[key])), key
+
+
+KILLED_WHILE_SAVING = """
+import os, signal, sys
+import keras
+calls, original = [0], keras.Model.save_weights
+def save_weights(self, filepath, *args, **kwargs):
+    calls[0] += 1
+    original(self, filepath, *args, **kwargs)
+    if calls[0] == int(sys.argv[1]):
+        # Die while this checkpoint is being written: its weights file holds
+        # only the given share of its bytes, nothing after it is written.
+        size = os.path.getsize(filepath)
+        with open(filepath, "r+b") as handle:
+            handle.truncate(int(size * float(sys.argv[2])))
+        os.kill(os.getpid(), signal.SIGKILL)
+keras.Model.save_weights = save_weights
+from tasks import pretrain
+pretrain.main(sys.argv[3:])
+"""
+
+
+@pytest.mark.parametrize("save, share", [(2, 0.0), (2, 0.5), (3, 1.0)])
+def test_kill_while_writing_a_checkpoint_loses_nothing_saved_before(
+    tmp_path, save, share
+):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    flags = command(tmp_path, 80, 20)[3:]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WHILE_SAVING, str(save), str(share), *flags],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    backup = tmp_path / "work" / "backup"
+    # The checkpoints written before the kill are all there, whole.
+    assert sorted(p.name for p in backup.glob("epoch-*"))[-1] == f"epoch-{save - 1:06d}"
+
+    rerun = subprocess.run(
+        command(tmp_path, 80, 20), cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    # Resumed after the last whole checkpoint and stopped at the planned step.
+    assert results["steps"] == 80 == results["planned_steps"]
+    assert results["steps_this_run"] == 80 - 20 * (save - 1)
+    assert not list(backup.glob(".partial-*"))
+    bk.BertForPreTraining.from_pretrained(tmp_path)

@@ -1,0 +1,121 @@
+"""Training callbacks: checkpoints that survive a kill at any moment."""
+
+import json
+import logging
+import os
+import re
+import shutil
+
+import keras
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(r"^epoch-(\d{6})$")
+_WEIGHTS = "model.weights.h5"
+_METADATA = "training_metadata.json"
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Backs up model and optimizer every epoch; a new `fit` resumes there.
+
+    Like `keras.callbacks.BackupAndRestore`, but a checkpoint is a directory
+    written under a temporary name and renamed into place only when complete,
+    with its epoch number inside it. A process killed at any moment, even
+    while writing, leaves the previous checkpoints untouched and loadable;
+    the weights and the epoch they belong to can never disagree. The newest
+    checkpoint that loads is restored (a damaged one is skipped with a
+    warning); the `keep` newest are kept.
+
+    Args:
+        backup_dir: str, directory for the checkpoints (created if needed).
+        keep: int, how many of the newest checkpoints to keep (at least 1).
+        delete_on_end: bool, remove `backup_dir` when training completes.
+
+    Example:
+
+    >>> model.fit(ds, epochs=10, steps_per_epoch=500,
+    ...           callbacks=[ResumableCheckpoint("out/backup")])
+    """
+
+    def __init__(self, backup_dir, keep=2, delete_on_end=False):
+        super().__init__()
+        if keep < 1:
+            raise ValueError(f"`keep` must be at least 1. Received: keep={keep}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.keep = keep
+        self.delete_on_end = delete_on_end
+        self.restored_epoch = 0
+
+    def checkpoints(self):
+        """Complete checkpoints as `[(epoch, path)]`, newest first."""
+        if not os.path.isdir(self.backup_dir):
+            return []
+        found = []
+        for name in os.listdir(self.backup_dir):
+            match = _CHECKPOINT.match(name)
+            if match:
+                found.append((int(match.group(1)), os.path.join(self.backup_dir, name)))
+        return sorted(found, reverse=True)
+
+    def on_train_begin(self, logs=None):
+        self._remove_partial_writes()
+        model = self.model
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        for epoch, path in self.checkpoints():
+            try:
+                with open(os.path.join(path, _METADATA), encoding="utf-8") as f:
+                    if json.load(f)["epoch"] != epoch:
+                        raise ValueError("its metadata names another epoch")
+                model.load_weights(os.path.join(path, _WEIGHTS))
+            except Exception as error:  # noqa: BLE001 - any damage: try older
+                logger.warning(
+                    "Checkpoint %s cannot be restored (%s); trying an older one.",
+                    path,
+                    error,
+                )
+                continue
+            self.restored_epoch = epoch
+            model._initial_epoch = epoch
+            logger.info("Resuming after epoch %d from %s", epoch, path)
+            return
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        os.makedirs(self.backup_dir, exist_ok=True)
+        final = os.path.join(self.backup_dir, f"epoch-{done:06d}")
+        partial = os.path.join(self.backup_dir, f".partial-epoch-{done:06d}")
+        shutil.rmtree(partial, ignore_errors=True)
+        os.makedirs(partial)
+        self.model.save_weights(os.path.join(partial, _WEIGHTS), overwrite=True)
+        with open(os.path.join(partial, _METADATA), "w", encoding="utf-8") as f:
+            json.dump({"epoch": done}, f)
+        for name in (_WEIGHTS, _METADATA):
+            _fsync(os.path.join(partial, name))
+        if os.path.isdir(final):  # a rerun of an epoch that was saved before
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _fsync(self.backup_dir)
+        for _, path in self.checkpoints()[self.keep :]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def on_train_end(self, logs=None):
+        if self.delete_on_end:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+    def _remove_partial_writes(self):
+        if os.path.isdir(self.backup_dir):
+            for name in os.listdir(self.backup_dir):
+                if name.startswith(".partial-"):
+                    shutil.rmtree(
+                        os.path.join(self.backup_dir, name), ignore_errors=True
+                    )
+
+
+def _fsync(path):
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) * os.path.isdir(path)
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -303,7 +303,9 @@ def main(argv=None):
 
     model.save_pretrained(out, tokenizer=tokenizer)
     tokens_per_step = args.batch_size * args.max_seq_length
-    run_steps = steps - (throughput.first_step or steps)
+    run_steps = steps - (
+        steps if throughput.first_step is None else throughput.first_step
+    )
     results = {
         "steps": steps,
         "planned_steps": epochs * args.save_steps,

@@ -33,7 +33,8 @@ def test_pretraining_run_writes_a_checkpoint_transformers_reproduces(tmp_path):
     from tasks import pretrain
 
     results = pretrain.main(command(tmp_path, 20, 10)[3:])
-    assert results["steps"] == 20
+    assert results["steps"] == 20 == results["steps_this_run"]
+    assert results["tokens_per_second"] > 0
     assert [row["epoch"] for row in results["epochs"]] == [1, 2]
     assert {"loss", "mlm_accuracy", "nsp_accuracy"} <= set(results["epochs"][-1])
     for name in ("config.json", "model.safetensors", "tokenizer.json",

@@ -192,7 +192,7 @@ def main(argv=None):
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += float(loss) * len(batch["labels"])
+            loss_sum += float(loss.detach()) * len(batch["labels"])
             seen += len(batch["labels"])
             if args.verbose == 1 and step % 50 == 0:
                 print(

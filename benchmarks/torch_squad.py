@@ -170,7 +170,7 @@ def main(argv=None):
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             size = len(batch["input_ids"])
-            loss_sum += float(loss) * size
+            loss_sum += float(loss.detach()) * size
             seen += size
             if args.verbose == 1 and step % 50 == 0:
                 print(

@@ -234,7 +234,10 @@ def run_keras(args):
         model = keras_hub_model(args)
         model.compile(
             optimizer=keras.optimizers.AdamW(
-                LEARNING_RATE, weight_decay=WEIGHT_DECAY, epsilon=1e-6, clipnorm=1.0
+                LEARNING_RATE,
+                weight_decay=WEIGHT_DECAY,
+                epsilon=1e-6,
+                global_clipnorm=1.0,
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
@@ -457,7 +460,7 @@ def sst2_keras_hub(args):
     )
     classifier.compile(
         optimizer=keras.optimizers.AdamW(
-            schedule, weight_decay=WEIGHT_DECAY, epsilon=1e-6, clipnorm=1.0
+            schedule, weight_decay=WEIGHT_DECAY, epsilon=1e-6, global_clipnorm=1.0
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["sparse_categorical_accuracy"],

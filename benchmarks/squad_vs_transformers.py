@@ -10,7 +10,8 @@ module, so they differ only in the framework. Every run is a fresh interpreter
 pinned to the same thread count; the two systems alternate which goes first.
 
     python benchmarks/squad_vs_transformers.py [--seeds 1 2] [--precision bf16] \\
-        [--train-articles 24] [--model PATH] [--output results.json]
+        [--train-articles 24] [--model PATH] [--output results.json] \\
+        [--work-dir DIR --resume]
 
 Prints one table: exact match and F1 of each system (mean ± std over seeds),
 the difference in points, median train wall times and their ratio, and PASS
@@ -76,6 +77,11 @@ def parse_args(argv=None):
     )
     parser.add_argument("--output", default="squad_vs_transformers.json")
     parser.add_argument("--work-dir", default=None, help="default: a temp dir")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the runs already finished in --work-dir (their results.json)",
+    )
     args = parser.parse_args(argv)
     args.model = args.model or default_model()
     if args.model is None:
@@ -135,6 +141,9 @@ def run_one(system, seed, args, files, work_dir):
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
     }
+    results_path = os.path.join(output_dir, "results.json")
+    if args.resume and os.path.isfile(results_path):
+        return collect(system, seed, output_dir, log_path, wall=None)
     start = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.run(
@@ -152,6 +161,11 @@ def run_one(system, seed, args, files, work_dir):
             f"{system} seed {seed} failed (exit {process.returncode}); "
             f"log {log_path}:\n{tail}"
         )
+    return collect(system, seed, output_dir, log_path, wall)
+
+
+def collect(system, seed, output_dir, log_path, wall):
+    """The figures of a finished run (its weights are deleted: not needed)."""
     with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
         results = json.load(f)
     for name in os.listdir(output_dir):

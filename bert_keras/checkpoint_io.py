@@ -1,45 +1,33 @@
-"""Checkpoint files on disk: find, read and atomically write HF weight files.
+"""Checkpoint files on disk: find and read HF weight files.
 
 Hugging Face stores a model's weights as `model.safetensors`, as shards listed
 in `model.safetensors.index.json`, or (legacy, pickle) as `pytorch_model.bin`.
 This module knows those layouts and nothing about models: it maps state-dict
-keys to numpy arrays and back. Tensors are read lazily, so shapes can be checked
-before a byte of weight data is loaded.
+keys to numpy arrays (`checkpoint_writing` does the reverse). Tensors are read
+lazily, so shapes can be checked before a byte of weight data is loaded, and
+every safetensors header is checked by our own code (`safetensors_header`)
+before the safetensors library reads it.
 """
 
 import contextlib
-import json
 import os
-import re
-import struct
-import tempfile
 
 import ml_dtypes
 import numpy as np
 import safetensors
-import safetensors.numpy
 
+from bert_keras.checkpoint_writing import PICKLE_WEIGHTS_INDEX_NAME
+from bert_keras.checkpoint_writing import PICKLE_WEIGHTS_NAME
+from bert_keras.checkpoint_writing import SAFE_WEIGHTS_INDEX_NAME
+from bert_keras.checkpoint_writing import SAFE_WEIGHTS_NAME
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import UnsafeCheckpointError
+from bert_keras.safetensors_header import read_json
+from bert_keras.safetensors_header import read_safetensors_header
 
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
-PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
-# Written shards are named like transformers': model-00001-of-00003.safetensors.
-_SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
-# numpy reads these dtypes through safetensors; others are read from raw bytes.
+# safetensors' numpy binding has no bfloat16: these are read from raw bytes.
 _RAW_DTYPES = {"BF16": ml_dtypes.bfloat16}
-_SIZE_UNITS = {
-    "KIB": 2**10,
-    "MIB": 2**20,
-    "GIB": 2**30,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "B": 1,
-}
 
 
 def find_weight_files(directory, *, allow_pickle=False):
@@ -89,7 +77,7 @@ def find_weight_files(directory, *, allow_pickle=False):
             )
         if os.path.isfile(single):
             return [single]
-        return _shard_files(directory, index)
+        return _shard_files(directory, index, suffix=os.path.splitext(name)[1])
     raise CheckpointNotFoundError(
         f"No model weights found in {directory}. Expected {SAFE_WEIGHTS_NAME}, "
         f"{SAFE_WEIGHTS_INDEX_NAME} (sharded), or {PICKLE_WEIGHTS_NAME} with "
@@ -98,24 +86,32 @@ def find_weight_files(directory, *, allow_pickle=False):
     )
 
 
-def _shard_files(directory, index_path):
-    try:
-        with open(index_path, encoding="utf-8") as file:
-            weight_map = json.load(file)["weight_map"]
-        shards = sorted(set(weight_map.values()))
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+def _shard_files(directory, index_path, suffix):
+    index = read_json(index_path, CheckpointError)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(shard, str) for shard in weight_map.values()
+    ):
         raise CheckpointError(
             f"{index_path} is not a valid index: expected JSON with a "
-            '"weight_map" of {key: shard file}. Re-save or re-download the '
-            f"checkpoint. Received: {type(error).__name__}: {error}"
-        ) from error
+            '"weight_map" of {key: shard file name}. Re-save or re-download the '
+            f"checkpoint. Received: weight_map={str(weight_map)[:200]}"
+        )
     paths = []
-    for shard in shards:
+    for shard in sorted(set(weight_map.values())):
         path = os.path.abspath(os.path.join(directory, shard))
         if os.path.dirname(path) != directory:
             raise CheckpointError(
                 f"{index_path} points outside its directory; shard names must be "
-                f"plain file names. Received: shard={shard!r}"
+                "plain file names. Re-save or re-download the checkpoint. "
+                f"Received: shard={shard!r}"
+            )
+        if not shard.endswith(suffix):
+            # A safetensors index naming a pickle would unpickle it unasked.
+            raise CheckpointError(
+                f"{index_path} lists a shard in another format; every shard of "
+                f"this index must be a {suffix} file. Re-save or re-download the "
+                f"checkpoint. Received: shard={shard!r}"
             )
         if not os.path.isfile(path):
             raise CheckpointNotFoundError(
@@ -165,34 +161,62 @@ class Checkpoint:
 
     def read(self, key):
         """Returns the tensor stored under `key` as a numpy array."""
-        return self._readers[key]()
+        path, reader = self._readers[key]
+        try:
+            value = reader()
+        except (safetensors.SafetensorError, OSError, ValueError) as error:
+            # The header was checked on entry: the file changed since.
+            raise CheckpointError(
+                f"Could not read tensor {key!r} from {path}; the file changed or "
+                "was damaged after it was opened. Re-download or re-save the "
+                f"checkpoint. Received: {type(error).__name__}: {error}"
+            ) from error
+        if tuple(value.shape) != self.shapes[key]:
+            raise CheckpointError(
+                f"Tensor {key!r} of {path} was read with shape {value.shape}, "
+                f"but its header says {self.shapes[key]}. Re-download or re-save "
+                f"the checkpoint. Received: shape={value.shape}"
+            )
+        return value
+
+    def _add(self, path, key, shape, reader):
+        if key in self._readers:
+            raise CheckpointError(
+                f"Tensor {key!r} is stored twice, in {self._readers[key][0]} and "
+                f"{path}; a checkpoint holds each tensor once, so which copy "
+                "wins would be arbitrary. Re-save or re-download the checkpoint. "
+                f"Received: files={self.files}"
+            )
+        self.shapes[key] = tuple(shape)
+        self._readers[key] = (path, reader)
 
     def _open_safetensors(self, path):
+        # Our own checks first, so that no corrupt header reaches the
+        # safetensors library and no length field is trusted before it is
+        # compared with the file size.
+        data_start, entries = read_safetensors_header(path)
         try:
             handle = self._stack.enter_context(safetensors.safe_open(path, "np"))
-            header = None
-            for key in handle.keys():
-                tensor_slice = handle.get_slice(key)
-                self.shapes[key] = tuple(tensor_slice.get_shape())
-                dtype = tensor_slice.get_dtype()
-                if dtype in _RAW_DTYPES:
-                    header = header or _safetensors_header(path)
-                    self._readers[key] = _raw_reader(
-                        path, header, key, _RAW_DTYPES[dtype]
-                    )
-                else:
-                    self._readers[key] = _safe_reader(handle, key)
-        except (
-            safetensors.SafetensorError,
-            OSError,
-            ValueError,
-            struct.error,
-        ) as error:
+            keys = set(handle.keys())
+        except (safetensors.SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(
                 f"{path} is not a readable safetensors file (truncated or "
                 "corrupt?). Re-download or re-save the checkpoint. Received: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        if keys != set(entries):
+            raise CheckpointError(
+                f"{path} is not a readable safetensors file: the safetensors "
+                "library lists other tensors than its header. Re-download or "
+                f"re-save the checkpoint. Received: {sorted(keys ^ set(entries))}"
+            )
+        for key, (dtype, shape, begin, end) in entries.items():
+            if dtype in _RAW_DTYPES:
+                start = data_start + begin
+                reader = _raw_reader(path, start, end - begin, shape, dtype)
+            else:
+                reader = _safe_reader(handle, key)
+            self._add(path, key, shape, reader)
 
     def _open_pickle(self, path):
         try:
@@ -215,33 +239,23 @@ class Checkpoint:
         for key, tensor in state_dict.items():
             if not isinstance(tensor, torch.Tensor):
                 continue
-            self.shapes[key] = tuple(tensor.shape)
-            self._readers[key] = _torch_reader(tensor)
-
-
-def _safetensors_header(path):
-    """Returns (offset of the data buffer, {key: entry}) of a safetensors file."""
-    with open(path, "rb") as file:
-        (length,) = struct.unpack("<Q", file.read(8))
-        header = json.loads(file.read(length))
-    header.pop("__metadata__", None)
-    return 8 + length, header
+            self._add(path, key, tensor.shape, _torch_reader(tensor))
 
 
 def _safe_reader(handle, key):
     return lambda: handle.get_tensor(key)
 
 
-def _raw_reader(path, header, key, dtype):
+def _raw_reader(path, start, length, shape, dtype_name):
     # safetensors' numpy binding has no bfloat16: read the bytes ourselves.
-    data_start, entries = header
-    begin, end = entries[key]["data_offsets"]
-    shape = tuple(entries[key]["shape"])
+    dtype = _RAW_DTYPES[dtype_name]
 
     def read():
         with open(path, "rb") as file:
-            file.seek(data_start + begin)
-            buffer = file.read(end - begin)
+            file.seek(start)
+            buffer = file.read(length)
+        if len(buffer) != length:
+            raise OSError(f"expected {length} bytes, read {len(buffer)}")
         return np.frombuffer(buffer, dtype=dtype).reshape(shape).copy()
 
     return read
@@ -257,155 +271,3 @@ def _torch_reader(tensor):
         return value.numpy()
 
     return read
-
-
-def parse_size(size):
-    """Returns a byte count from an int or a string such as `"5GB"`, `"200MiB"`.
-
-    Example:
-
-    >>> parse_size("10KB")
-    10000
-    """
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return size
-    if isinstance(size, str):
-        match = re.fullmatch(r"\s*(\d+)\s*([KMG]I?B|B)\s*", size.upper())
-        if match and int(match.group(1)) > 0:
-            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-    raise CheckpointError(
-        "`max_shard_size` must be a positive number of bytes or a string such as "
-        f"'5GB', '500MB' or '2GiB'. Received: max_shard_size={size!r}"
-    )
-
-
-def weight_writers(tensors, max_shard_size=None):
-    """Plans the weight files of a save: one file, or shards plus an index.
-
-    Args:
-        tensors: dict `{hf_key: numpy array}` in torch layout.
-        max_shard_size: int bytes or None (no limit). When the tensors exceed
-            it, they are split in key order into
-            `model-00001-of-0000n.safetensors` shards (a tensor larger than
-            the limit gets one of its own) listed in
-            `model.safetensors.index.json`, as transformers writes them.
-
-    Returns:
-        dict `{file_name: write(path)}` for `write_atomically`.
-
-    Example:
-
-    >>> sorted(weight_writers({"bias": np.zeros(3, "float32")}))
-    ['model.safetensors']
-    """
-    shards, current, current_size = [], {}, 0
-    for key in sorted(tensors):
-        size = tensors[key].nbytes
-        if current and max_shard_size and current_size + size > max_shard_size:
-            shards.append(current)
-            current, current_size = {}, 0
-        current[key] = tensors[key]
-        current_size += size
-    shards.append(current)
-    if len(shards) == 1:
-        return {SAFE_WEIGHTS_NAME: safetensors_writer(tensors)}
-    writers, weight_map = {}, {}
-    for number, shard in enumerate(shards, start=1):
-        name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
-        writers[name] = safetensors_writer(shard)
-        weight_map.update(dict.fromkeys(shard, name))
-    index = {
-        "metadata": {
-            "total_parameters": int(sum(v.size for v in tensors.values())),
-            "total_size": int(sum(v.nbytes for v in tensors.values())),
-        },
-        "weight_map": weight_map,
-    }
-    writers[SAFE_WEIGHTS_INDEX_NAME] = text_writer(
-        json.dumps(index, indent=2, sort_keys=True) + "\n"
-    )
-    return writers
-
-
-def safetensors_writer(tensors):
-    """Returns `write(path)` saving `{key: array}` as HF-compatible safetensors."""
-    ordered = {key: np.ascontiguousarray(tensors[key]) for key in sorted(tensors)}
-
-    def write(path):
-        safetensors.numpy.save_file(ordered, path, metadata={"format": "pt"})
-
-    return write
-
-
-def text_writer(text):
-    """Returns `write(path)` saving `text` as UTF-8."""
-
-    def write(path):
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
-
-    return write
-
-
-def write_atomically(directory, writers):
-    """Writes several files so that either all are replaced or none is.
-
-    Each file is first written to a temporary file in `directory` and
-    fsynced; only when every write succeeded are they moved into place with
-    `os.replace`. On any error the temporary files are removed and the
-    previous files are left untouched.
-
-    Args:
-        directory: str, an existing directory.
-        writers: dict `{file_name: write(path)}`.
-
-    Returns:
-        list of the final paths, in the order of `writers`.
-
-    Example:
-
-    >>> write_atomically("out", {"config.json": text_writer("{}")})
-    ['out/config.json']
-    """
-    staged = []
-    try:
-        for name, write in writers.items():
-            handle, temp_path = tempfile.mkstemp(
-                prefix=f".{name}.", suffix=".tmp", dir=directory
-            )
-            os.close(handle)
-            staged.append((temp_path, os.path.join(directory, name)))
-            write(temp_path)
-            with open(temp_path, "rb+") as file:
-                os.fsync(file.fileno())
-            os.chmod(temp_path, 0o644)
-        for temp_path, final_path in staged:
-            os.replace(temp_path, final_path)
-    except BaseException:
-        for temp_path, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temp_path)
-        raise
-    _fsync_directory(directory)
-    return [final_path for _, final_path in staged]
-
-
-def remove_stale_weights(directory, written_names):
-    """Deletes safetensors weight files of an earlier save that `written_names`
-    replaces, so a loader never mixes two saves (e.g. an old single file
-    shadowing new shards)."""
-    stale = {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
-    for name in os.listdir(directory):
-        is_weights = name in stale or _SHARD_PATTERN.match(name)
-        if is_weights and name not in written_names:
-            os.remove(os.path.join(directory, name))
-
-
-def _fsync_directory(directory):
-    # Makes the renames durable; not every platform can open a directory.
-    with contextlib.suppress(OSError):
-        handle = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(handle)
-        finally:
-            os.close(handle)

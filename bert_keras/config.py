@@ -4,6 +4,8 @@ This module re-exports it and adds the checks that must pass before any weight
 is built, so a hostile or mistaken config.json fails fast with a clear message.
 """
 
+import math
+
 from transformers import BertConfig
 
 from bert_keras.errors import ConfigError
@@ -20,6 +22,12 @@ _LIMITS = {
     "max_position_embeddings": 1_048_576,
     "type_vocab_size": 1_024,
 }
+# Each field may be within its limit while their product is absurd, e.g.
+# vocab_size=10^7 with hidden_size=65,536 is 6.6e11 weights. A config past this
+# is a corrupt or hostile file: 10x the largest published BERT-style encoder
+# (XLM-R XXL, 1.07e10 parameters), and 400 GB in float32, more memory than a
+# single host has.
+_MAX_PARAMETERS = 10**11
 _PROBABILITIES = (
     "hidden_dropout_prob",
     "attention_probs_dropout_prob",
@@ -62,7 +70,7 @@ def validate_config(config):
     if model_type != "bert":
         raise ConfigError(
             f"config.json describes a '{model_type}' model; bert_keras builds BERT "
-            "only (model_type 'bert'). Received: "
+            "only (model_type 'bert'). Use a BERT checkpoint. Received: "
             f"model_type={model_type!r}"
         )
     for field, limit in _LIMITS.items():
@@ -70,18 +78,31 @@ def validate_config(config):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(
                 f"Config field `{field}` must be a positive integer. "
-                f"Received: {field}={value!r}"
+                f"{_fix(field)}Received: {field}={value!r}"
             )
         if value <= 0 or value > limit:
             raise ConfigError(
-                f"Config field `{field}` must be between 1 and {limit:,}. Fix the "
-                f"config.json or pass {field}=... as an override. "
+                f"Config field `{field}` must be between 1 and {limit:,}. "
+                f"{_fix(field)}"
                 f"Received: {field}={value!r}"
             )
+    parameters = _parameter_count(config)
+    if parameters > _MAX_PARAMETERS:
+        raise ConfigError(
+            f"The config describes a BERT of about {parameters:.2g} weights "
+            f"({parameters * 4 / 1e9:,.0f} GB in float32); bert_keras builds at "
+            f"most {_MAX_PARAMETERS:.0e}, so the config.json is corrupt or not a "
+            "BERT's. Fix its size fields. Received: "
+            f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
+            f"num_hidden_layers={config.num_hidden_layers}, "
+            f"intermediate_size={config.intermediate_size}, "
+            f"max_position_embeddings={config.max_position_embeddings}"
+        )
     if config.hidden_size % config.num_attention_heads:
         raise ConfigError(
             "`hidden_size` must be divisible by `num_attention_heads` (each head "
-            f"gets hidden_size / num_attention_heads features). Received: "
+            "gets hidden_size / num_attention_heads features). Fix one of them in "
+            "the config.json, or pass them as overrides. Received: "
             f"hidden_size={config.hidden_size}, "
             f"num_attention_heads={config.num_attention_heads}"
         )
@@ -92,24 +113,33 @@ def validate_config(config):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(
                 f"Config field `{field}` must be a probability in [0, 1). "
-                f"Received: {field}={value!r}"
+                f"{_fix(field)}Received: {field}={value!r}"
             )
         if not 0 <= value < 1:
             raise ConfigError(
                 f"Config field `{field}` must be a probability in [0, 1). "
-                f"Received: {field}={value!r}"
+                f"{_fix(field)}Received: {field}={value!r}"
             )
     eps = getattr(config, "layer_norm_eps", None)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps <= 0:
+    is_number = isinstance(eps, (int, float)) and not isinstance(eps, bool)
+    if not is_number or not 0 < eps < math.inf:  # also refuses nan
         raise ConfigError(
-            "Config field `layer_norm_eps` must be a positive number. "
-            f"Received: layer_norm_eps={eps!r}"
+            "Config field `layer_norm_eps` must be a positive finite number. "
+            f"{_fix('layer_norm_eps')}Received: layer_norm_eps={eps!r}"
+        )
+    std = getattr(config, "initializer_range", None)
+    is_number = isinstance(std, (int, float)) and not isinstance(std, bool)
+    if not is_number or not 0 <= std < math.inf:  # nan would poison new heads
+        raise ConfigError(
+            "Config field `initializer_range` must be a finite number >= 0. "
+            f"{_fix('initializer_range')}Received: initializer_range={std!r}"
         )
     act = getattr(config, "hidden_act", None)
     if act not in ACTIVATIONS:
         raise ConfigError(
             f"Config field `hidden_act` names an activation bert_keras does not "
-            f"know. Expected one of {sorted(ACTIVATIONS)}. Received: "
+            f"know. Expected one of {sorted(ACTIVATIONS)}. {_fix('hidden_act')}"
+            "Received: "
             f"hidden_act={act!r}"
         )
     position_type = getattr(config, "position_embedding_type", "absolute")
@@ -129,6 +159,18 @@ def validate_config(config):
         )
     _validate_labels(config)
     return config
+
+
+def _fix(field):
+    return f"Fix the config.json or pass {field}=... as an override. "
+
+
+def _parameter_count(config):
+    """The weights of the encoder and embeddings (heads add little)."""
+    hidden, intermediate = config.hidden_size, config.intermediate_size
+    rows = config.vocab_size + config.max_position_embeddings + config.type_vocab_size
+    per_layer = 4 * hidden * hidden + 2 * hidden * intermediate
+    return rows * hidden + config.num_hidden_layers * per_layer + hidden * hidden
 
 
 def _validate_labels(config):

@@ -6,7 +6,6 @@ the same directory opens in PyTorch with `transformers.BertModel` and friends.
 """
 
 import copy
-import json
 import logging
 import os
 import tempfile
@@ -16,6 +15,7 @@ from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 
 from bert_keras import checkpoint_io
+from bert_keras import checkpoint_writing
 from bert_keras.config import BertConfig
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
@@ -116,7 +116,7 @@ def _load_config(directory, name_or_path, config, overrides):
         config, unused = BertConfig.from_dict(
             config_dict, return_unused_kwargs=True, **overrides
         )
-    except (TypeError, ValueError) as error:
+    except Exception as error:  # transformers raises many types for bad fields
         raise ConfigError(
             "transformers.BertConfig rejected the config fields. Fix config.json "
             f"or the overrides. Received: {type(error).__name__}: {error}"
@@ -143,17 +143,11 @@ def _read_config_dict(directory):
             "config=BertConfig(...). Received: "
             f"files={sorted(os.listdir(directory))}"
         )
-    try:
-        with open(path, encoding="utf-8") as file:
-            config_dict = json.load(file)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ConfigError(
-            f"{path} is not valid JSON. Re-download or re-save the checkpoint. "
-            f"Received: {type(error).__name__}: {error}"
-        ) from error
+    config_dict = checkpoint_io.read_json(path, ConfigError)
     if not isinstance(config_dict, dict):
         raise ConfigError(
-            f"{path} must hold a JSON object of config fields. Received: "
+            f"{path} must hold a JSON object of config fields. Re-download or "
+            "re-save the checkpoint. Received: "
             f"{type(config_dict).__name__}"
         )
     model_type = config_dict.get("model_type", "bert")
@@ -213,7 +207,9 @@ def save_pretrained(
             "safe_serialization=True. Received: safe_serialization=False"
         )
     max_shard_size = (
-        None if max_shard_size is None else (checkpoint_io.parse_size(max_shard_size))
+        None
+        if max_shard_size is None
+        else (checkpoint_writing.parse_size(max_shard_size))
     )
     save_directory = os.fspath(save_directory)
     os.makedirs(save_directory, exist_ok=True)
@@ -221,10 +217,12 @@ def save_pretrained(
     for key, (variable, transpose) in model.hf_variables().items():
         value = keras.ops.convert_to_numpy(variable)
         tensors[key] = value.T if transpose else value  # torch layout
-    writers = {CONFIG_NAME: checkpoint_io.text_writer(_config_json(model, tensors))}
-    writers.update(checkpoint_io.weight_writers(tensors, max_shard_size))
-    written = checkpoint_io.write_atomically(save_directory, writers)
-    checkpoint_io.remove_stale_weights(save_directory, set(writers))
+    writers = {
+        CONFIG_NAME: checkpoint_writing.text_writer(_config_json(model, tensors))
+    }
+    writers.update(checkpoint_writing.weight_writers(tensors, max_shard_size))
+    written = checkpoint_writing.write_atomically(save_directory, writers)
+    checkpoint_writing.remove_stale_weights(save_directory, set(writers))
     if tokenizer is not None:
         written += [str(path) for path in tokenizer.save_pretrained(save_directory)]
     logger.info(f"Model weights saved in {save_directory}")

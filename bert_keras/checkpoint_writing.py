@@ -1,0 +1,254 @@
+"""Writing checkpoint files atomically: whole files or nothing, never a mix.
+
+Every file is written to a hidden temporary name in the target directory,
+flushed and fsynced, then renamed over the final name; a crash leaves the
+previous file in place and at worst a temporary file that the next save
+removes. Shards are named like transformers' (model-00001-of-00003.safetensors).
+"""
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+
+try:
+    import fcntl
+except ImportError:  # Windows: abandoned temporary files are only ignored
+    fcntl = None
+
+import numpy as np
+import safetensors.numpy
+
+from bert_keras.errors import CheckpointError
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
+PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+# Written shards are named like transformers': model-00001-of-00003.safetensors.
+_SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
+# Temporary files of write_atomically, as tempfile.mkstemp names them: hidden,
+# and ending in .tmp so that no loader takes one for a checkpoint file.
+_TEMP_PATTERN = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
+_SIZE_UNITS = {
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "B": 1,
+}
+
+
+def parse_size(size):
+    """Returns a byte count from an int or a string such as `"5GB"`, `"200MiB"`.
+
+    Example:
+
+    >>> parse_size("10KB")
+    10000
+    """
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    if isinstance(size, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([KMG]I?B|B)\s*", size.upper())
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+    raise CheckpointError(
+        "`max_shard_size` must be a positive number of bytes or a string such as "
+        f"'5GB', '500MB' or '2GiB'. Received: max_shard_size={size!r}"
+    )
+
+
+def weight_writers(tensors, max_shard_size=None):
+    """Plans the weight files of a save: one file, or shards plus an index.
+
+    Args:
+        tensors: dict `{hf_key: numpy array}` in torch layout.
+        max_shard_size: int bytes or None (no limit). When the tensors exceed
+            it, they are split in key order into
+            `model-00001-of-0000n.safetensors` shards (a tensor larger than
+            the limit gets one of its own) listed in
+            `model.safetensors.index.json`, as transformers writes them.
+
+    Returns:
+        dict `{file_name: write(path)}` for `write_atomically`.
+
+    Example:
+
+    >>> sorted(weight_writers({"bias": np.zeros(3, "float32")}))
+    ['model.safetensors']
+    """
+    shards, current, current_size = [], {}, 0
+    for key in sorted(tensors):
+        size = tensors[key].nbytes
+        if current and max_shard_size and current_size + size > max_shard_size:
+            shards.append(current)
+            current, current_size = {}, 0
+        current[key] = tensors[key]
+        current_size += size
+    shards.append(current)
+    if len(shards) == 1:
+        return {SAFE_WEIGHTS_NAME: safetensors_writer(tensors)}
+    writers, weight_map = {}, {}
+    for number, shard in enumerate(shards, start=1):
+        name = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        writers[name] = safetensors_writer(shard)
+        weight_map.update(dict.fromkeys(shard, name))
+    index = {
+        "metadata": {
+            "total_parameters": int(sum(v.size for v in tensors.values())),
+            "total_size": int(sum(v.nbytes for v in tensors.values())),
+        },
+        "weight_map": weight_map,
+    }
+    writers[SAFE_WEIGHTS_INDEX_NAME] = text_writer(
+        json.dumps(index, indent=2, sort_keys=True) + "\n"
+    )
+    return writers
+
+
+def safetensors_writer(tensors):
+    """Returns `write(path)` saving `{key: array}` as HF-compatible safetensors."""
+    ordered = {key: np.ascontiguousarray(tensors[key]) for key in sorted(tensors)}
+
+    def write(path):
+        safetensors.numpy.save_file(ordered, path, metadata={"format": "pt"})
+
+    return write
+
+
+def text_writer(text):
+    """Returns `write(path)` saving `text` as UTF-8."""
+
+    def write(path):
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+
+    return write
+
+
+def write_atomically(directory, writers):
+    """Writes several files so that either all are replaced or none is.
+
+    Each file is first written to a temporary file in `directory` and
+    fsynced; only when every write succeeded are they moved into place with
+    `os.replace`. On any error the temporary files are removed and the
+    previous files are left untouched. A process killed mid-save leaves its
+    hidden temporary files, which no loader reads and the next save removes
+    (`remove_abandoned_temp_files`); killed between two renames, it leaves
+    some files of the new save beside the others of the old one.
+
+    Args:
+        directory: str, an existing directory.
+        writers: dict `{file_name: write(path)}`.
+
+    Returns:
+        list of the final paths, in the order of `writers`.
+
+    Example:
+
+    >>> write_atomically("out", {"config.json": text_writer("{}")})
+    ['out/config.json']
+    """
+    remove_abandoned_temp_files(directory, set(writers))
+    staged, handles = [], []
+    try:
+        for name, write in writers.items():
+            handle, temp_path = tempfile.mkstemp(
+                prefix=f".{name}.", suffix=".tmp", dir=directory
+            )
+            handles.append(handle)
+            _lock(handle)
+            staged.append((temp_path, os.path.join(directory, name)))
+            write(temp_path)
+            with open(temp_path, "rb+") as file:
+                os.fsync(file.fileno())
+            os.chmod(temp_path, 0o644)
+        for temp_path, final_path in staged:
+            os.replace(temp_path, final_path)
+    except BaseException:
+        for temp_path, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp_path)
+        raise
+    finally:
+        for handle in handles:  # releases the locks
+            os.close(handle)
+    _fsync_directory(directory)
+    return [final_path for _, final_path in staged]
+
+
+def remove_abandoned_temp_files(directory, names=()):
+    """Deletes the temporary files of saves that were killed mid-write.
+
+    A process killed inside `write_atomically` (SIGKILL, power loss) leaves
+    its hidden `.<name>.<random>.tmp` files behind; loaders never read them,
+    but they hold a model's worth of disk. Each save locks its temporary
+    files until they are moved into place, so a file nobody holds a lock on
+    belongs to a dead save, while a concurrent save's files are left alone.
+    Without `fcntl` (Windows) nothing is deleted.
+
+    Args:
+        directory: str, a checkpoint directory.
+        names: final file names whose temporary files may be deleted, besides
+            the weight files (`model.safetensors`, its index and shards).
+
+    Example:
+
+    >>> remove_abandoned_temp_files("out", {"config.json"})
+    """
+    if fcntl is None:
+        return
+    names = set(names) | {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
+    for entry in os.listdir(directory):
+        match = _TEMP_PATTERN.match(entry)
+        if not match or not (
+            match.group(1) in names or _SHARD_PATTERN.match(match.group(1))
+        ):
+            continue
+        path = os.path.join(directory, entry)
+        try:
+            handle = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(handle):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        finally:
+            os.close(handle)
+
+
+def _lock(handle):
+    """Takes an exclusive lock on an open file; False if held elsewhere."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by another process, or no locks on this filesystem
+        return False
+    return True
+
+
+def remove_stale_weights(directory, written_names):
+    """Deletes safetensors weight files of an earlier save that `written_names`
+    replaces, so a loader never mixes two saves (e.g. an old single file
+    shadowing new shards)."""
+    stale = {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
+    for name in os.listdir(directory):
+        is_weights = name in stale or _SHARD_PATTERN.match(name)
+        if is_weights and name not in written_names:
+            os.remove(os.path.join(directory, name))
+
+
+def _fsync_directory(directory):
+    # Makes the renames durable; not every platform can open a directory.
+    with contextlib.suppress(OSError):
+        handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

@@ -295,6 +295,7 @@ def main(argv=None):
             SaveHistory(),
             throughput,
         ],
+        shuffle=False,  # the instances are shuffled in the tf.data pipeline
         verbose=args.verbose,
     )
     train_time = time.perf_counter() - start

@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+from compare_worker import SHAPES
+from compare_worker import VOCAB_SIZE
 from glue_vs_transformers import default_model
 from glue_vs_transformers import machine
 
@@ -53,11 +55,6 @@ SYSTEMS = {
     "sst2": ("bert_keras", "keras_hub", "torch"),
     "pretrain": ("bert_keras", "torch"),
 }
-SHAPES = {
-    "minilm": {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536},
-    "base": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
-}
-VOCAB_SIZE = 30522
 
 
 def parse_args(argv=None):

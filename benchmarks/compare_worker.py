@@ -24,6 +24,7 @@ import resource
 import statistics
 import sys
 import time
+import types
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -297,6 +298,7 @@ def torch_autocast(args):
 
 def run_torch(args):
     torch = torch_setup(args)
+    import torch_glue
     import transformers
 
     shape = SHAPES[args.shape]
@@ -336,24 +338,11 @@ def run_torch(args):
                 times.append(time.perf_counter() - start)
         return {"step_seconds": times[args.warmup :]}
     model.train()
-    decay = [
-        p
-        for n, p in model.named_parameters()
-        if not n.endswith(("bias", "LayerNorm.weight"))
-    ]
-    no_decay = [
-        p
-        for n, p in model.named_parameters()
-        if n.endswith(("bias", "LayerNorm.weight"))
-    ]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": WEIGHT_DECAY},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=LEARNING_RATE,
-        eps=1e-6,
+    # torch_glue's AdamW (same exclusions); no warmup, so the rate is constant.
+    recipe = types.SimpleNamespace(
+        learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, warmup_ratio=0.0
     )
+    optimizer, _, _ = torch_glue.create_optimizer(model, recipe, total_steps=10**9)
     for _ in range(args.warmup + args.steps):
         start = time.perf_counter()
         with torch_autocast(args):
@@ -385,41 +374,34 @@ def torch_peak(args):
 # === SST-2: a real fine-tuning epoch, each system as its docs recommend ===
 
 
+def glue_argv(args, out):
+    """The flags `tasks.glue` and `torch_glue.py` share for the SST-2 epoch."""
+    argv = [
+        "--task", "sst2", "--model", args.model, "--output-dir", out,
+        "--epochs", "1", "--batch-size", str(args.batch_size),
+        "--learning-rate", str(LEARNING_RATE), "--max-seq-length", str(args.seq_length),
+        "--max-train-samples", str(args.train_samples), "--seed", "1", "--verbose", "0",
+    ]  # fmt: skip
+    if args.data_dir:
+        argv += ["--data-dir", args.data_dir]
+    if args.precision == "bf16":
+        argv.append("--mixed-precision")
+    return argv
+
+
 def sst2_bert_keras(args):
     from tasks import glue
 
     out = os.path.join(args.work_dir, "bert_keras")
-    argv = [
-        "--task", "sst2", "--model", args.model, "--output-dir", out,
-        "--epochs", "1", "--batch-size", str(args.batch_size),
-        "--learning-rate", str(LEARNING_RATE), "--max-seq-length", str(args.seq_length),
-        "--max-train-samples", str(args.train_samples), "--seed", "1", "--verbose", "0",
-    ]  # fmt: skip
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    if args.precision == "bf16":
-        argv.append("--mixed-precision")
-    glue.main(argv)
+    glue.main(glue_argv(args, out))
     return read_glue_results(out)
 
 
 def sst2_torch(args):
-    sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
     import torch_glue
 
     out = os.path.join(args.work_dir, "torch")
-    argv = [
-        "--task", "sst2", "--model", args.model, "--output-dir", out,
-        "--epochs", "1", "--batch-size", str(args.batch_size),
-        "--learning-rate", str(LEARNING_RATE), "--max-seq-length", str(args.seq_length),
-        "--max-train-samples", str(args.train_samples), "--seed", "1", "--verbose", "0",
-        "--num-threads", str(args.threads),
-    ]  # fmt: skip
-    if args.data_dir:
-        argv += ["--data-dir", args.data_dir]
-    if args.precision == "bf16":
-        argv.append("--mixed-precision")
-    torch_glue.main(argv)
+    torch_glue.main(glue_argv(args, out) + ["--num-threads", str(args.threads)])
     return read_glue_results(out)
 
 

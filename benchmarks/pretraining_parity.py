@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -92,6 +93,7 @@ def main(argv=None):
     sys.path.insert(0, REPO_ROOT)
     import keras
     import torch
+    import torch_glue
     import transformers
 
     import bert_keras as bk
@@ -114,7 +116,7 @@ def main(argv=None):
         optimizer=create_optimizer(
             args.learning_rate,
             total_steps=args.steps,
-            warmup_steps=args.steps // 10,
+            warmup_ratio=0.1,  # rounded as torch_glue rounds it
             weight_decay=0.01,
         )
     )
@@ -124,23 +126,11 @@ def main(argv=None):
             directory, dtype=torch.float32
         )
     theirs.train()
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {
-            "params": [
-                p for n, p in theirs.named_parameters() if not n.endswith(no_decay)
-            ],
-            "weight_decay": 0.01,
-        },
-        {
-            "params": [p for n, p in theirs.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, eps=1e-6)
-    scheduler = transformers.get_linear_schedule_with_warmup(
-        optimizer, args.steps // 10, args.steps
+    # torch_glue's AdamW, exclusions and schedule: the recipe bert_keras uses.
+    recipe = types.SimpleNamespace(
+        learning_rate=args.learning_rate, weight_decay=0.01, warmup_ratio=0.1
     )
+    optimizer, scheduler, _ = torch_glue.create_optimizer(theirs, recipe, args.steps)
 
     rows = []
     start = time.perf_counter()

@@ -43,41 +43,18 @@ def parse_args(argv=None):
 
 
 def batches(args, tokenizer):
+    """The first `--steps` batches `tasks.pretrain` would train on, as numpy."""
+    from tasks.pretrain import masked_batches
 
-    from bert_keras.masking import MaskedLMMasker
-    from bert_keras.masking import continuation_ids_from_tokenizer
-    from tasks.pretrain_data import read_instances
-
-    masker = MaskedLMMasker(
-        vocab_size=len(tokenizer),
-        mask_token_id=tokenizer.mask_token_id,
-        special_token_ids=tokenizer.all_special_ids,
+    recipe = types.SimpleNamespace(
         max_predictions_per_seq=20,
-        mask_rate=0.15,
-        continuation_ids=continuation_ids_from_tokenizer(tokenizer),
+        masked_lm_prob=0.15,
+        whole_word_masking=False,
         seed=args.seed,
+        batch_size=args.batch_size,
     )
     pattern = os.path.join(args.work, "instances", "instances-*.tfrecord")
-    dataset = (
-        read_instances(pattern)
-        .shuffle(10_000, seed=args.seed)
-        .enumerate()
-        .map(lambda index, example: masker(*example, index=index))
-        .padded_batch(
-            args.batch_size,
-            padding_values=(
-                {
-                    "input_ids": tokenizer.pad_token_id,
-                    "token_type_ids": 0,
-                    "attention_mask": 0,
-                    "masked_lm_positions": 0,
-                },
-                {"next_sentence_label": 0, "labels": -100},
-            ),
-            drop_remainder=True,
-        )
-        .take(args.steps)
-    )
+    dataset = masked_batches(pattern, tokenizer, recipe).take(args.steps)
     return [
         (
             {k: v.numpy() for k, v in features.items()},

@@ -136,13 +136,10 @@ def main(argv=None):
 
     import bert_keras as bk
     from bert_keras.callbacks import ResumableCheckpoint
-    from bert_keras.masking import MaskedLMMasker
-    from bert_keras.masking import continuation_ids_from_tokenizer
     from bert_keras.model_card import model_card
     from bert_keras.optimization import create_optimizer
     from tasks import reporting
     from tasks.pretrain_data import create_instances
-    from tasks.pretrain_data import read_instances
     from tasks.pretrain_data import tokenize_documents
     from tasks.pretrain_data import write_instances
     from tasks.pretrain_vocab import train_wordpiece
@@ -196,41 +193,7 @@ def main(argv=None):
     with open(os.path.join(work, "instances.json")) as handle:
         corpus_stats = json.load(handle)
 
-    masker = MaskedLMMasker(
-        vocab_size=len(tokenizer),
-        mask_token_id=tokenizer.mask_token_id,
-        special_token_ids=tokenizer.all_special_ids,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        mask_rate=args.masked_lm_prob,
-        continuation_ids=continuation_ids_from_tokenizer(tokenizer),
-        whole_word_masking=args.whole_word_masking,
-        seed=args.seed,
-    )
-    pad = tokenizer.pad_token_id or 0
-
-    dataset = (
-        read_instances(pattern)
-        .shuffle(10_000, seed=args.seed)
-        .repeat()
-        # Masks are a function of (seed, running example index): new on every
-        # pass, identical on one device or several.
-        .enumerate()
-        .map(lambda index, example: masker(*example, index=index))
-        .padded_batch(
-            args.batch_size,
-            padding_values=(
-                {
-                    "input_ids": pad,
-                    "token_type_ids": 0,
-                    "attention_mask": 0,
-                    "masked_lm_positions": 0,
-                },
-                {"next_sentence_label": 0, "labels": -100},
-            ),  # fmt: skip
-            drop_remainder=True,
-        )
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    dataset = masked_batches(pattern, tokenizer, args, repeat=True)
 
     if args.strategy == "mirrored":
         # Every accelerator, or else every logical CPU device (a CPU can be
@@ -356,6 +319,48 @@ def unigram_baseline(instances, special_ids):
         return {"unigram_baseline": None}
     token, count = counts.most_common(1)[0]
     return {"unigram_baseline": count / total, "most_frequent_token_id": token}
+
+
+def masked_batches(pattern, tokenizer, args, repeat=False):
+    """Instances from TFRecord shards, shuffled, dynamically masked, batched.
+
+    Masks are a function of (seed, running example index): with `repeat`, new
+    on every pass; identical on one device or several.
+    """
+    import tensorflow as tf
+
+    from bert_keras.masking import MaskedLMMasker
+    from bert_keras.masking import continuation_ids_from_tokenizer
+    from tasks.pretrain_data import read_instances
+
+    masker = MaskedLMMasker(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        special_token_ids=tokenizer.all_special_ids,
+        max_predictions_per_seq=args.max_predictions_per_seq,
+        mask_rate=args.masked_lm_prob,
+        continuation_ids=continuation_ids_from_tokenizer(tokenizer),
+        whole_word_masking=args.whole_word_masking,
+        seed=args.seed,
+    )
+    padding = (
+        {
+            "input_ids": tokenizer.pad_token_id or 0,
+            "token_type_ids": 0,
+            "attention_mask": 0,
+            "masked_lm_positions": 0,
+        },
+        {"next_sentence_label": 0, "labels": -100},
+    )
+    dataset = read_instances(pattern).shuffle(10_000, seed=args.seed)
+    if repeat:
+        dataset = dataset.repeat()
+    return (
+        dataset.enumerate()
+        .map(lambda index, example: masker(*example, index=index))
+        .padded_batch(args.batch_size, padding_values=padding, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 if __name__ == "__main__":

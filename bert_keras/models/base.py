@@ -187,6 +187,10 @@ class BertPreTrainedModel(keras.Model):
                         f"Was the text tokenized with this model's tokenizer? "
                         f"Received: {name} containing {bad[:5].tolist()}"
                     )
+            mask = inputs["attention_mask"].numpy()
+            left = (mask[..., 0] == 0) & mask.any(axis=-1)
+            if left.any():
+                raise InputError(_left_padding_message(np.argwhere(left)[0].tolist()))
             return []
         # Inside tf.function (fit / predict): the checks become graph asserts,
         # turned back into InputError by `_graph_errors_as_input_errors`.
@@ -215,24 +219,56 @@ class BertPreTrainedModel(keras.Model):
                 tf.shape(input_ids),
             ],
         )
-        return checks + [check]
+        mask = inputs["attention_mask"]
+        left = tf.logical_and(
+            tf.equal(mask[..., 0], 0), tf.reduce_any(tf.not_equal(mask, 0), axis=-1)
+        )
+        padding_check = tf.debugging.Assert(
+            tf.logical_not(tf.reduce_any(left)),
+            [
+                _GRAPH_ERROR_MARK + _left_padding_message() + " Received: row",
+                tf.argmax(tf.reshape(tf.cast(left, tf.int32), [-1])),
+            ],
+        )
+        return checks + [check, padding_check]
 
     # --- Keras entry points that run graphs -----------------------------------
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
+        # Labels given as arrays are checked whole before the first step;
+        # those in a dataset, batch by batch before the step that uses them.
+        self._check_array_labels(x, y)
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) > 1:
+            self._check_array_labels(*validation_data[:2])
         x = self._guard_data(x)
         if isinstance(validation_data, tf.data.Dataset):
             validation_data = self._guard_data(validation_data)
         with _graph_errors_as_input_errors():
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
-    def evaluate(self, x=None, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_array_labels(x, y)
         with _graph_errors_as_input_errors():
-            return super().evaluate(self._guard_data(x), *args, **kwargs)
+            return super().evaluate(self._guard_data(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         with _graph_errors_as_input_errors():
             return super().predict(self._guard_data(x), *args, **kwargs)
+
+    def _check_array_labels(self, x, y):
+        """Checks labels held in memory (arrays, dicts of arrays) up front."""
+        if y is None or getattr(self, "_task_loss", None) is None:
+            return
+        if isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)):
+            return
+        if not isinstance(x, collections.abc.Mapping):
+            x = {"input_ids": x}
+        features = {
+            k: tf.convert_to_tensor(v) for k, v in x.items() if k == "input_ids"
+        }
+        if isinstance(y, list) and not any(hasattr(v, "shape") for v in y):
+            y = np.asarray(y)  # a plain list of labels, not a list of arrays
+        self._check_labels(tf.nest.map_structure(tf.convert_to_tensor, y), features)
 
     def _guard_data(self, data):
         """Checks inputs before they enter an XLA-compiled step.
@@ -251,7 +287,10 @@ class BertPreTrainedModel(keras.Model):
                 features = element[0]
                 checked = dict(features) if isinstance(features, dict) else {}
                 checked.update(self._prepare_inputs(features))
-                return (checked, *element[1:]) if len(element) > 1 else checked
+                if len(element) == 1:
+                    return checked
+                labels = self._checked_labels(element[1], checked)
+                return (checked, labels, *element[2:])
 
             return data.map(check)
         if isinstance(data, (collections.abc.Mapping, np.ndarray)):
@@ -355,6 +394,83 @@ class BertPreTrainedModel(keras.Model):
         `(y_true, y_pred, sample_weight)` for that metric."""
         return []
 
+    def label_ranges(self, y, x):
+        """Returns `[(name, labels, high, what, ignore)]` for the task's loss.
+
+        Each label must lie in `[0, high)` (`what` says where `high` comes
+        from) or, when `ignore` is true, be -100. Checked before a training
+        or evaluation step uses the labels.
+        """
+        return []
+
+    def _check_labels(self, y, x):
+        """Raises InputError eagerly, or returns graph asserts, for bad labels."""
+        checks = []
+        for name, labels, high, what, ignore in self.label_ranges(y, x):
+            labels = tf.convert_to_tensor(labels)
+            if labels.dtype.is_floating:
+                # Integral floats are fine; 0.5 is not a class.
+                fraction = tf.not_equal(labels, tf.floor(labels))
+                labels = tf.where(fraction, tf.cast(-1, labels.dtype), labels)
+            labels = tf.cast(labels, tf.int64)
+            high = tf.cast(high, tf.int64)
+            bad = (labels < 0) | (labels >= high)
+            if ignore:
+                bad &= tf.not_equal(labels, -100)
+            allowed = (
+                "[0, {}) (" + what + ")" + (" or -100 (ignored)" if ignore else "")
+            )
+            hint = (
+                "Map the labels to 0..N-1 and give the model N labels "
+                "(from_pretrained(..., num_labels=N))"
+                if what == "num_labels"
+                else "Check how the labels were made"
+            )
+            if not ignore:
+                hint += (
+                    "; -100 marks ignored positions only in token "
+                    "classification and masked LM labels"
+                )
+            if tf.executing_eagerly():
+                if bool(tf.reduce_any(bad)):
+                    values = tf.boolean_mask(labels, bad).numpy()
+                    raise InputError(
+                        f"Labels `{name}` must be in {allowed.format(int(high))}. "
+                        f"{hint}. Received: {name} containing {values[:5].tolist()}"
+                    )
+                continue
+            static_high = tf.get_static_value(high)
+            if static_high is None:
+                head = [f"{_GRAPH_ERROR_MARK}Labels `{name}` must be in [0,", high]
+                head.append(allowed[len("[0, {}") :] + ".")
+            else:
+                head = [
+                    f"{_GRAPH_ERROR_MARK}Labels `{name}` must be in "
+                    f"{allowed.format(int(static_high))}."
+                ]
+            checks.append(
+                tf.debugging.Assert(
+                    tf.logical_not(tf.reduce_any(bad)),
+                    head
+                    + [
+                        f"{hint}. Received: {name} containing",
+                        tf.boolean_mask(labels, bad),
+                    ],
+                    summarize=5,
+                )
+            )
+        return checks
+
+    def _checked_labels(self, y, x):
+        """`y`, made to depend on the label checks (graph) or checked (eager)."""
+        if y is None or self._task_loss is None:
+            return y
+        checks = self._check_labels(y, x)
+        if not checks:
+            return y
+        with tf.control_dependencies(checks):
+            return tf.nest.map_structure(tf.identity, y)
+
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training with the task's defaults.
 
@@ -438,6 +554,27 @@ class BertPreTrainedModel(keras.Model):
             if self.optimizer is not None and not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
 
+    def train_step(self, data):
+        # Every op of the step, the optimizer's weight decay and step count
+        # included, waits for the input and label checks: a bad batch
+        # changes nothing.
+        with tf.control_dependencies(self._step_checks(data)):
+            return super().train_step(data)
+
+    def test_step(self, data):
+        with tf.control_dependencies(self._step_checks(data)):
+            return super().test_step(data)
+
+    def _step_checks(self, data):
+        if self.jit_compile:
+            # XLA drops asserts; `_guard_data` checked the data on the way in.
+            return []
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        checks = list(self._prepare_inputs(x).values())
+        if y is not None and getattr(self, "_task_loss", None) is not None:
+            checks += self._check_labels(y, x)
+        return checks
+
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
@@ -498,6 +635,17 @@ def _graph_errors_as_input_errors():
         message = message.split("\n")[0].replace("] [", " ").rstrip("]")
         message = message.replace("\\'", "'")
         raise InputError(message) from None
+
+
+def _left_padding_message(row=None):
+    where = "An attention_mask row" if row is None else f"attention_mask row {row}"
+    return (
+        f"{where} starts with padding and has real tokens after it (left "
+        "padding). BERT's positions are absolute (0, 1, 2, ... from the first "
+        "slot, as in transformers), so left padding would give other outputs "
+        "than the unpadded text: pad on the right (tokenizer.padding_side = "
+        "'right', the default of BERT tokenizers)."
+    )
 
 
 def _to_tensor(value, name):

@@ -94,6 +94,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
         return loss
 
+    def label_ranges(self, y, x):
+        if self.problem_type != "single_label_classification":
+            return []
+        labels = get_label(y, "labels")
+        return [("labels", labels, self.config.num_labels, "num_labels", False)]
+
     def default_metrics(self):
         if self.problem_type == "single_label_classification":
             return [accuracy("accuracy", "logits")]
@@ -161,6 +167,10 @@ class BertForTokenClassification(BertPreTrainedModel):
 
         return loss
 
+    def label_ranges(self, y, x):
+        labels = get_label(y, "labels")
+        return [("labels", labels, self.config.num_labels, "num_labels", True)]
+
     def default_metrics(self):
         return [accuracy("accuracy", "logits", ignore=True)]
 
@@ -216,6 +226,10 @@ class BertForMultipleChoice(BertPreTrainedModel):
             )
 
         return loss
+
+    def label_ranges(self, y, x):
+        choices = ops.shape(x["input_ids"])[1]
+        return [("labels", get_label(y, "labels"), choices, "number of choices", False)]
 
     def default_metrics(self):
         return [accuracy("accuracy", "logits")]

@@ -135,6 +135,14 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
 
         return loss
 
+    def label_ranges(self, y, x):
+        vocab = self.config.vocab_size
+        return [
+            ("labels", get_label(y, "labels", 0), vocab, "vocab_size", True),
+            ("next_sentence_label", get_label(y, "next_sentence_label", 1), 2,
+             "is-next 0 or random 1", False),
+        ]  # fmt: skip
+
     def default_metrics(self):
         return [
             accuracy("mlm_accuracy", "prediction_logits", "labels", 0, ignore=True),
@@ -198,6 +206,10 @@ class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
 
         return loss
 
+    def label_ranges(self, y, x):
+        labels = get_label(y, "labels")
+        return [("labels", labels, self.config.vocab_size, "vocab_size", True)]
+
     def default_metrics(self):
         return [accuracy("accuracy", "logits", ignore=True)]
 
@@ -248,6 +260,10 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
             )
 
         return loss
+
+    def label_ranges(self, y, x):
+        labels = get_label(y, "labels")
+        return [("labels", labels, 2, "is-next 0 or random 1", False)]
 
     def default_metrics(self):
         return [accuracy("accuracy", "logits")]

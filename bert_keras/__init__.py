@@ -8,6 +8,7 @@ from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
+from bert_keras.errors import TrainingError
 from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.models.bert import BertModel
 from bert_keras.models.classification import BertForMultipleChoice
@@ -35,6 +36,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "ConfigError",
     "InputError",
+    "TrainingError",
     "UnsafeCheckpointError",
     "__version__",
 ]

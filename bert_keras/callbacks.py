@@ -7,6 +7,9 @@ import re
 import shutil
 
 import keras
+import numpy as np
+
+from bert_keras.errors import TrainingError
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,35 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                     shutil.rmtree(
                         os.path.join(self.backup_dir, name), ignore_errors=True
                     )
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training with a `TrainingError` when the loss is NaN or infinite.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` quietly (and
+    lets the caller go on to save a broken model), this raises: nothing after
+    the failing step is saved, and the checkpoints written before it (by
+    `ResumableCheckpoint`) stay as they were, ready for a resume.
+
+    Example:
+
+    >>> model.fit(ds, epochs=3, callbacks=[StopOnNonFiniteLoss()])
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(float(loss)):
+            return
+        self.model.stop_training = True
+        step = int(self.model.optimizer.iterations.numpy())
+        raise TrainingError(
+            f"The training loss became {float(loss)} at optimizer step {step} "
+            f"(batch {batch + 1} of the epoch); training was stopped and nothing "
+            "after the last checkpoint was saved. Expected a finite loss. Lower "
+            "the learning rate or the warmup, check this batch's inputs and "
+            "labels, or train in float32; checkpoints written before this step "
+            "are intact."
+        )
 
 
 def _fsync(path):

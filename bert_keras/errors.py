@@ -29,3 +29,7 @@ class UnsafeCheckpointError(CheckpointError):
 
 class CheckpointNotFoundError(BertKerasError, OSError):
     """No checkpoint could be found at the given path or Hub id."""
+
+
+class TrainingError(BertKerasError, ValueError):
+    """Training went wrong numerically (a NaN or infinite loss) and was stopped."""

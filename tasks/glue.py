@@ -102,10 +102,12 @@ def main(argv=None):
     import keras
 
     import bert_keras as bk
+    from bert_keras.callbacks import StopOnNonFiniteLoss
     from bert_keras.data import to_tf_dataset
     from bert_keras.model_card import model_card
     from bert_keras.optimization import create_optimizer
     from tasks import reporting
+    from tasks.resume import resumable
 
     task = args.task
     keras.utils.set_random_seed(args.seed)
@@ -186,15 +188,23 @@ def main(argv=None):
                 logs[f"val_{key}"] = value
 
     history = reporting.EpochHistory()
+    # A killed run, rerun with the same command, resumes after its last
+    # finished epoch (OUT/backup, removed when the run completes).
+    settings = {k: v for k, v in vars(args).items() if k not in ("verbose",)}
+    settings["task"] = task.name
+    resume_callbacks, checkpoint = resumable(
+        os.path.join(args.output_dir, "backup"), settings, history
+    )
     train_start = time.perf_counter()
     model.fit(
         train_ds,
         epochs=args.epochs,
-        callbacks=[DevScores(), history],
+        callbacks=[StopOnNonFiniteLoss(), DevScores(), history, *resume_callbacks],
         shuffle=False,  # train_ds reshuffles itself, seeded
         verbose=args.verbose,
     )
     train_time = time.perf_counter() - train_start
+    epochs_run = args.epochs - checkpoint.restored_epoch
     model.save_pretrained(args.output_dir, tokenizer=tokenizer)
     # Final scores come from the saved checkpoint in float32, so that
     # predictions.tsv is exactly what transformers computes from OUT/ (a
@@ -233,7 +243,10 @@ def main(argv=None):
             "epochs": history.epochs,
             "train_time_seconds": train_time,
             "dev_time_seconds": eval_time,
-            "train_examples_per_second": num_train * args.epochs / train_time,
+            "steps": int(model.optimizer.iterations.numpy()),
+            "planned_steps": steps_per_epoch * args.epochs,
+            "resumed_after_epoch": checkpoint.restored_epoch,
+            "train_examples_per_second": num_train * epochs_run / train_time,
             "dev_examples_per_second": num_eval / max(eval_time, 1e-9),
             "data": stats,
             "hyperparameters": hyperparameters(args),

@@ -136,6 +136,7 @@ def main(argv=None):
 
     import bert_keras as bk
     from bert_keras.callbacks import ResumableCheckpoint
+    from bert_keras.callbacks import StopOnNonFiniteLoss
     from bert_keras.model_card import model_card
     from bert_keras.optimization import create_optimizer
     from tasks import reporting
@@ -253,6 +254,8 @@ def main(argv=None):
         epochs=epochs,
         steps_per_epoch=args.save_steps,
         callbacks=[
+            # Before the checkpoint: a step with a NaN loss is never saved.
+            StopOnNonFiniteLoss(),
             ResumableCheckpoint(os.path.join(work, "backup"), keep=2),
             history,
             SaveHistory(),

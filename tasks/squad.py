@@ -96,6 +96,7 @@ def main(argv=None):
     import keras
 
     import bert_keras as bk
+    from bert_keras.callbacks import StopOnNonFiniteLoss
     from bert_keras.data import to_tf_dataset
     from bert_keras.model_card import model_card
     from bert_keras.optimization import create_optimizer
@@ -174,7 +175,7 @@ def main(argv=None):
         model.fit(
             train_ds,
             epochs=args.epochs,
-            callbacks=[history],
+            callbacks=[StopOnNonFiniteLoss(), history],
             shuffle=False,
             verbose=args.verbose,
         )

@@ -23,9 +23,8 @@ SST2_TRAIN = [
 ] * 4
 
 
-@pytest.fixture(scope="module")
-def glue_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("glue")
+def write_glue_dir(root):
+    """A tiny copy of every GLUE task's files (SST-2 with SST2_TRAIN rows)."""
     for directory, (header, rows) in ROWS.items():
         (root / directory).mkdir()
         if directory == "SST-2":
@@ -34,6 +33,11 @@ def glue_dir(tmp_path_factory):
             lines = ([header] if header else []) + rows
             (root / directory / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     return str(root)
+
+
+@pytest.fixture(scope="module")
+def glue_dir(tmp_path_factory):
+    return write_glue_dir(tmp_path_factory.mktemp("glue"))
 
 
 def run(task, tiny_checkpoint, glue_dir, out, *extra):

@@ -10,6 +10,7 @@ only when they are allowed and no safetensors file exists.
 import os
 
 import huggingface_hub
+import huggingface_hub.constants
 from huggingface_hub import HfApi
 from huggingface_hub import errors as hub_errors
 
@@ -144,7 +145,10 @@ def _raise_no_safetensors(repo_id, download):
         revision=download.get("revision"),
     )
     has_pickle = isinstance(cached, str)
-    if not has_pickle and not download.get("local_files_only"):
+    offline = (
+        download.get("local_files_only") or huggingface_hub.constants.HF_HUB_OFFLINE
+    )
+    if not has_pickle and not offline:
         try:
             has_pickle = HfApi(token=download.get("token")).file_exists(
                 repo_id,

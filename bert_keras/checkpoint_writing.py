@@ -1,9 +1,12 @@
-"""Writing checkpoint files atomically: whole files or nothing, never a mix.
+"""Writing checkpoint files atomically: the old save or the new one, never a mix.
 
 Every file is written to a hidden temporary name in the target directory,
-flushed and fsynced, then renamed over the final name; a crash leaves the
-previous file in place and at worst a temporary file that the next save
-removes. Shards are named like transformers' (model-00001-of-00003.safetensors).
+flushed and fsynced. Then a journal naming all of them is written (the commit
+point) and the files are renamed over the final names. A crash before the
+journal leaves the previous files untouched (and temporary files that the next
+save removes); a crash after it is finished by the next load or save, which
+completes the renames the journal lists. Shards are named like transformers'
+(model-00001-of-00003.safetensors).
 """
 
 import contextlib
@@ -31,6 +34,10 @@ _SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 # Temporary files of write_atomically, as tempfile.mkstemp names them: hidden,
 # and ending in .tmp so that no loader takes one for a checkpoint file.
 _TEMP_PATTERN = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
+# Written once every file of a save is staged, removed once all are renamed:
+# while it exists the directory holds a committed save whose renames a kill
+# interrupted (`finish_interrupted_save` completes them).
+JOURNAL_NAME = ".bert_keras-save-journal.json"
 _SIZE_UNITS = {
     "KIB": 2**10,
     "MIB": 2**20,
@@ -115,7 +122,12 @@ def safetensors_writer(tensors):
     ordered = {key: np.ascontiguousarray(tensors[key]) for key in sorted(tensors)}
 
     def write(path):
-        safetensors.numpy.save_file(ordered, path, metadata={"format": "pt"})
+        # Serialized here and written into our own (locked) temporary file:
+        # `save_file` would stage through a temporary file of its own, which a
+        # kill would leave behind where no cleanup knows it.
+        data = safetensors.numpy.save(ordered, metadata={"format": "pt"})
+        with open(path, "wb") as file:
+            file.write(data)
 
     return write
 
@@ -131,15 +143,17 @@ def text_writer(text):
 
 
 def write_atomically(directory, writers):
-    """Writes several files so that either all are replaced or none is.
+    """Writes several files so that the directory holds all old or all new ones.
 
     Each file is first written to a temporary file in `directory` and
-    fsynced; only when every write succeeded are they moved into place with
-    `os.replace`. On any error the temporary files are removed and the
-    previous files are left untouched. A process killed mid-save leaves its
-    hidden temporary files, which no loader reads and the next save removes
-    (`remove_abandoned_temp_files`); killed between two renames, it leaves
-    some files of the new save beside the others of the old one.
+    fsynced. When every write succeeded, a journal listing them is written
+    and fsynced (the commit point), the files are moved into place with
+    `os.replace`, and the journal is removed. On an error before the commit
+    the temporary files are removed and the previous files are untouched. A
+    process killed before the commit leaves hidden temporary files, which no
+    loader reads and the next save removes; killed after it, it leaves the
+    journal, and the next load or save completes the renames
+    (`finish_interrupted_save`), so no one ever reads one file of each save.
 
     Args:
         directory: str, an existing directory.
@@ -153,8 +167,9 @@ def write_atomically(directory, writers):
     >>> write_atomically("out", {"config.json": text_writer("{}")})
     ['out/config.json']
     """
+    finish_interrupted_save(directory)
     remove_abandoned_temp_files(directory, set(writers))
-    staged, handles = [], []
+    staged, handles, committed = [], [], False
     try:
         for name, write in writers.items():
             handle, temp_path = tempfile.mkstemp(
@@ -167,18 +182,112 @@ def write_atomically(directory, writers):
             with open(temp_path, "rb+") as file:
                 os.fsync(file.fileno())
             os.chmod(temp_path, 0o644)
+        _write_journal(directory, staged)
+        committed = True
         for temp_path, final_path in staged:
             os.replace(temp_path, final_path)
+        _fsync_directory(directory)
+        os.remove(os.path.join(directory, JOURNAL_NAME))
     except BaseException:
-        for temp_path, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(temp_path)
+        if not committed:  # after the commit, the journal finishes the save
+            for temp_path, _ in staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(temp_path)
         raise
     finally:
         for handle in handles:  # releases the locks
             os.close(handle)
     _fsync_directory(directory)
     return [final_path for _, final_path in staged]
+
+
+def _write_journal(directory, staged):
+    entries = [
+        [os.path.basename(temp), os.path.basename(final)] for temp, final in staged
+    ]
+    handle, temp_path = tempfile.mkstemp(
+        prefix=f"{JOURNAL_NAME}.", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump({"renames": entries}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, os.path.join(directory, JOURNAL_NAME))
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp_path)
+        raise
+    _fsync_directory(directory)
+
+
+def finish_interrupted_save(directory):
+    """Completes a save that was killed after its commit point.
+
+    If `directory` holds a save journal and no live process is still writing
+    that save, the renames it lists are done and the journal is removed, so
+    the directory holds exactly the files of that save. Does nothing when
+    there is no journal.
+
+    Raises:
+        CheckpointError: the journal is unreadable, or the directory cannot be
+            written while a journal says a save is unfinished.
+
+    Example:
+
+    >>> finish_interrupted_save("out")
+    """
+    path = os.path.join(directory, JOURNAL_NAME)
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as file:
+            entries = json.load(file)["renames"]
+        pairs = [(str(temp), str(final)) for temp, final in entries]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{path} records an interrupted save but cannot be read ({error}). "
+            "Expected the JSON journal bert_keras writes while saving. To fix, "
+            "save the model into this directory again, or delete the journal "
+            "and check the files by hand."
+        ) from error
+    for temp, final in pairs:
+        if os.sep in temp + final or "/" in temp + final or final.startswith("."):
+            raise CheckpointError(
+                f"{path} names a file outside its directory or a hidden target. "
+                "Expected plain file names written by bert_keras. Delete the "
+                f"journal and re-save. Received: {temp!r} -> {final!r}"
+            )
+    temps = [os.path.join(directory, temp) for temp, _ in pairs]
+    if any(_held_by_a_live_save(temp) for temp in temps):
+        return  # the save is still running; it finishes itself
+    try:
+        for temp, (_, final) in zip(temps, pairs):
+            if os.path.exists(temp):
+                os.replace(temp, os.path.join(directory, final))
+        _fsync_directory(directory)
+        os.remove(path)
+    except OSError as error:
+        raise CheckpointError(
+            f"{directory} holds a save that was interrupted after it was "
+            f"committed, and finishing it failed ({error}). Expected a writable "
+            "directory. To fix, make it writable and load again, or save the "
+            "model into it again."
+        ) from error
+    _fsync_directory(directory)
+
+
+def _held_by_a_live_save(path):
+    if fcntl is None:
+        return False
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return not _lock(handle)
+    finally:
+        os.close(handle)
 
 
 def remove_abandoned_temp_files(directory, names=()):
@@ -202,7 +311,7 @@ def remove_abandoned_temp_files(directory, names=()):
     """
     if fcntl is None:
         return
-    names = set(names) | {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
+    names = set(names) | {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, JOURNAL_NAME[1:]}
     for entry in os.listdir(directory):
         match = _TEMP_PATTERN.match(entry)
         if not match or not (

@@ -93,6 +93,8 @@ def load_pretrained(
         local_files_only=local_files_only,
     )
     directory, repo_id = resolve(name_or_path, **download)
+    if repo_id is None:  # a local directory: finish a save a kill interrupted
+        checkpoint_writing.finish_interrupted_save(directory)
     config = _load_config(directory, name_or_path, config, config_overrides)
     files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
     with checkpoint_io.Checkpoint(files) as checkpoint:

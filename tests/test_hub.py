@@ -166,12 +166,15 @@ def test_failed_save_leaves_previous_files_intact(tmp_path, monkeypatch):
     model.save_pretrained(tmp_path)
     before = {name: (tmp_path / name).read_bytes() for name in files_of(tmp_path)}
 
-    def broken_save_file(tensors, path, metadata=None):
-        with open(path, "wb") as file:
-            file.write(b"half a file")
-        raise OSError("disk full")
+    real_save, calls = safetensors.numpy.save, []
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", broken_save_file)
+    def broken_save(tensors, metadata=None):
+        calls.append(1)
+        if len(calls) == 2:  # the first shard's temporary file is written
+            raise OSError("disk full")
+        return real_save(tensors, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.numpy, "save", broken_save)
     variable, _ = model.hf_variables()["pooler.dense.bias"]
     variable.assign(np.ones(variable.shape, "float32"))
     with pytest.raises(OSError, match="disk full"):

@@ -1076,6 +1076,15 @@ for line in sys.stdin:
 """
 
 
+def versions_of(found, old, new):
+    """'A' or 'B' per file (config.json, model.safetensors); fails otherwise."""
+    versions = ""
+    for name, digest in found.items():
+        assert digest in (old[name], new[name]), f"{name} is neither save"
+        versions += "A" if digest == old[name] else "B"
+    return versions
+
+
 def digests(directory):
     return {
         name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
@@ -1103,15 +1112,16 @@ class LineReader:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkill_during_save_never_loses_the_checkpoint(tmp_path):
-    """20 saves killed with SIGKILL after a seeded delay: every time the
-    directory loads, each file is exactly the old or the new version, and
-    nothing else visible is left; the next save removes the hidden
-    temporary files a kill left.
+    """20 saves killed with SIGKILL after a seeded delay: every time, the
+    directory holds the files of one save only (config.json and the weights
+    of the same save, never one of each), loads as that save, and nothing
+    else visible is left; the next save removes the hidden temporary files a
+    kill left.
 
-    A kill between the two renames leaves config.json of one save with the
-    weights of the other ("mixed" below): both versions here share an
-    architecture, so that still loads; shapes that differ would be refused
-    by name on load, never loaded wrongly.
+    A kill after the save's commit point leaves its journal; the next load
+    completes the renames it lists before reading anything ("finished"
+    below). The two saves differ in weights and in id2label, so a mix would
+    load wrong labels silently.
     """
     references = {}
     for seed, name in ((1, "A"), (2, "B")):
@@ -1166,25 +1176,37 @@ def test_sigkill_during_save_never_loses_the_checkpoint(tmp_path):
             visible = sorted(name for name in names if not name.startswith("."))
             hidden = [name for name in names if name.startswith(".")]
             assert visible == ["config.json", "model.safetensors"], names
-            assert all(checkpoint_writing._TEMP_PATTERN.match(name) for name in hidden)
-            leftovers += len(hidden)
-            found = digests(target)
-            versions = []
-            for name, digest in found.items():
-                assert digest in (old[name], new[name]), f"{name} is neither"
-                versions.append("A" if digest == old[name] else "B")
-            states.append("".join(versions))
+            journal = checkpoint_writing.JOURNAL_NAME in hidden
+            temps = [name for name in hidden if name != checkpoint_writing.JOURNAL_NAME]
+            assert all(checkpoint_writing._TEMP_PATTERN.match(name) for name in temps)
+            if not journal:  # before the commit, or after the last rename
+                versions = versions_of(digests(target), old, new)
+                assert versions[0] == versions[1], f"mixed save: {versions}"
             loaded = bk.BertModel.from_pretrained(target)
-            weights_version = versions[1]
-            assert_weights_equal(loaded, references[weights_version][1])
+            # The load finished any committed save: one version, whole.
+            assert checkpoint_writing.JOURNAL_NAME not in os.listdir(target)
+            versions = versions_of(digests(target), old, new)
+            assert versions[0] == versions[1], f"mixed save: {versions}"
+            states.append(("finished " if journal else "") + versions[0])
+            assert_weights_equal(loaded, references[versions[0]][1])
+            label = loaded.config.id2label[0]
+            assert label == f"{versions[0]}0", label
+            leftovers += len(
+                [
+                    n
+                    for n in os.listdir(target)
+                    if checkpoint_writing._TEMP_PATTERN.match(n)
+                ]
+            )
     finally:
         saver.stdin.close()
         saver.kill()
         saver.wait()
     print(
-        f"\n[sigkill saves] trials={KILL_TRIALS} (config, weights) versions: "
-        f"old={states.count('AA')} new={states.count('BB')} "
-        f"mixed={len(states) - states.count('AA') - states.count('BB')}; "
+        f"\n[sigkill saves] trials={KILL_TRIALS}: save A whole="
+        f"{sum(s.endswith('A') for s in states)}, save B whole="
+        f"{sum(s.endswith('B') for s in states)}, of which finished from the "
+        f"journal={sum(s.startswith('finished') for s in states)}; mixed=0; "
         f"hidden temporary files left by kills={leftovers}"
     )
 
@@ -1235,3 +1257,76 @@ def test_next_save_removes_only_abandoned_temp_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(
         ["config.json", "model.safetensors", unrelated.name]
     )
+
+
+def interrupted_after_commit(model, directory, monkeypatch, renames_done):
+    """Saves `model` into `directory` but fails after `renames_done` of the
+    renames that follow the commit point, as a kill there would."""
+    real_replace = os.replace
+    calls = []
+
+    real_remove = os.remove
+
+    def replace(source, target):
+        if os.path.basename(target) != checkpoint_writing.JOURNAL_NAME:
+            if len(calls) == renames_done:
+                raise OSError("disk gone (injected)")
+            calls.append(target)
+        real_replace(source, target)
+
+    def remove(path):  # all renames done: fail to remove the journal
+        if os.path.basename(path) == checkpoint_writing.JOURNAL_NAME:
+            raise OSError("disk gone (injected)")
+        real_remove(path)
+
+    monkeypatch.setattr(checkpoint_writing.os, "replace", replace)
+    monkeypatch.setattr(checkpoint_writing.os, "remove", remove)
+    with pytest.raises(OSError, match="injected"):
+        model.save_pretrained(directory)
+    monkeypatch.setattr(checkpoint_writing.os, "replace", real_replace)
+    monkeypatch.setattr(checkpoint_writing.os, "remove", real_remove)
+
+
+@pytest.mark.parametrize("renames_done", [0, 1, 2])
+def test_a_save_interrupted_after_its_commit_is_finished_by_the_next_load(
+    tmp_path, monkeypatch, renames_done
+):
+    keras.utils.set_random_seed(1)
+    old = bk.BertModel(tiny_config(id2label={0: "old0", 1: "old1"}))
+    new = bk.BertModel(tiny_config(id2label={0: "new0", 1: "new1"}))
+    new.save_pretrained(tmp_path / "reference_new")
+    old.save_pretrained(tmp_path / "target")
+    interrupted_after_commit(new, tmp_path / "target", monkeypatch, renames_done)
+    names = os.listdir(tmp_path / "target")
+    assert checkpoint_writing.JOURNAL_NAME in names  # committed, not finished
+
+    loaded = bk.BertModel.from_pretrained(tmp_path / "target")
+    assert loaded.config.id2label[0] == "new0"
+    assert_weights_equal(loaded, weights(new))
+    assert sorted(os.listdir(tmp_path / "target")) == [
+        "config.json",
+        "model.safetensors",
+    ]
+    assert digests(tmp_path / "target") == digests(tmp_path / "reference_new")
+
+
+def test_the_next_save_also_finishes_an_interrupted_one(tmp_path, monkeypatch):
+    first = bk.BertModel(tiny_config(id2label={0: "a", 1: "b"}))
+    second = bk.BertModel(tiny_config(id2label={0: "c", 1: "d"}))
+    first.save_pretrained(tmp_path)
+    interrupted_after_commit(second, tmp_path, monkeypatch, renames_done=1)
+    first.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "model.safetensors"]
+    assert bk.BertModel.from_pretrained(tmp_path).config.id2label[0] == "a"
+
+
+@pytest.mark.parametrize(
+    "journal",
+    ["not json", '{"renames": [["../x.tmp", "config.json"]]}',
+     '{"renames": [[".a.12345678.tmp", ".hidden"]]}', '{"other": 1}'],
+)  # fmt: skip
+def test_a_damaged_journal_is_a_checkpoint_error(tmp_path, journal):
+    bk.BertModel(tiny_config()).save_pretrained(tmp_path)
+    (tmp_path / checkpoint_writing.JOURNAL_NAME).write_text(journal)
+    with pytest.raises(bk.CheckpointError, match="journal"):
+        bk.BertModel.from_pretrained(tmp_path)

@@ -145,8 +145,10 @@ class MaskedLMMasker:
         )
         # Visit units in random order; take each that still fits the budget.
         order = tf.argsort(self._uniform([num_units], 0, index))
-        sizes = tf.gather(unit_sizes, order)
-        taken = _greedy_fit(sizes, budget)
+        if self.whole_word_masking:
+            taken = _greedy_fit(tf.gather(unit_sizes, order), budget)
+        else:  # every unit is one token: the first `budget` of them fit
+            taken = tf.range(num_units) < budget
         chosen_units = tf.scatter_nd(
             order[:, None], tf.cast(taken, tf.int32), [num_units]
         )

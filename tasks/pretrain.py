@@ -360,7 +360,12 @@ def masked_batches(pattern, tokenizer, args, repeat=False):
         dataset = dataset.repeat()
     return (
         dataset.enumerate()
-        .map(lambda index, example: masker(*example, index=index))
+        # Masks depend on (seed, index) only: parallel and still reproducible.
+        .map(
+            lambda index, example: masker(*example, index=index),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         .padded_batch(args.batch_size, padding_values=padding, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -450,13 +450,13 @@ def sst2_keras_hub(args):
     # Raw strings in, batched: the task maps its preprocessor over them.
     train_ds = (
         tf.data.Dataset.from_tensor_slices(
-            (list(train["sentence"]), np.asarray(train["label"]))
+            (list(train["sentence1"]), np.asarray(train["label"]))
         )
         .shuffle(len(train), seed=1)
         .batch(args.batch_size)
     )
     dev_ds = tf.data.Dataset.from_tensor_slices(
-        (list(dev["sentence"]), np.asarray(dev["label"]))
+        (list(dev["sentence1"]), np.asarray(dev["label"]))
     ).batch(128)
     start = time.perf_counter()
     classifier.fit(train_ds, epochs=1, verbose=0)

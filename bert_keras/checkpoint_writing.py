@@ -278,6 +278,7 @@ def finish_interrupted_save(directory):
 
 
 def _held_by_a_live_save(path):
+    """True while a running save holds its lock on this temporary file."""
     if fcntl is None:
         return False
     try:
@@ -319,16 +320,9 @@ def remove_abandoned_temp_files(directory, names=()):
         ):
             continue
         path = os.path.join(directory, entry)
-        try:
-            handle = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            if _lock(handle):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
-        finally:
-            os.close(handle)
+        if os.path.exists(path) and not _held_by_a_live_save(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
 
 def _lock(handle):

@@ -261,11 +261,11 @@ class BertPreTrainedModel(keras.Model):
             return
         if isinstance(x, (tf.data.Dataset, keras.utils.PyDataset)):
             return
-        if not isinstance(x, collections.abc.Mapping):
-            x = {"input_ids": x}
-        features = {
-            k: tf.convert_to_tensor(v) for k, v in x.items() if k == "input_ids"
-        }
+        input_ids = x.get("input_ids") if isinstance(x, collections.abc.Mapping) else x
+        if input_ids is None:
+            return  # refused with its own InputError when the step prepares inputs
+        # Only the shape of input_ids matters (multiple choice counts choices).
+        features = {"input_ids": tf.convert_to_tensor(input_ids)}
         if isinstance(y, list) and not any(hasattr(v, "shape") for v in y):
             y = np.asarray(y)  # a plain list of labels, not a list of arrays
         self._check_labels(tf.nest.map_structure(tf.convert_to_tensor, y), features)

@@ -465,9 +465,41 @@ def sst2_keras_hub(args):
     return {"train_seconds": train_seconds, "accuracy": 100 * float(accuracy)}
 
 
+def hide_torch():
+    """Makes this process see no `torch`, as on a TensorFlow user's machine.
+
+    bert_keras installs without PyTorch, but this venv has it for the PyTorch
+    peer, and transformers (which bert_keras imports for `BertConfig`) loads
+    torch whenever `importlib.util.find_spec` finds it: 230 MB of resident
+    memory a TensorFlow user's process does not have. Here `find_spec` reports
+    torch missing and importing it fails, as if it were not installed.
+    """
+    import importlib.abc
+    import importlib.util
+
+    def is_torch(name):
+        return name == "torch" or name.startswith("torch.")
+
+    class NoTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if is_torch(name):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    find_spec = importlib.util.find_spec
+
+    def find_spec_without_torch(name, package=None):
+        return None if is_torch(name) else find_spec(name, package)
+
+    importlib.util.find_spec = find_spec_without_torch
+    sys.meta_path.insert(0, NoTorch())
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.system != "torch":
+        hide_torch()
     sys.path.insert(0, REPO_ROOT)
     start = time.perf_counter()
     if args.workload == "sst2":

@@ -6,7 +6,13 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
+
+# Added to the scores of keys that may not be attended to (float32 minimum,
+# as transformers does): exp() of it is exactly 0, and a row with no key left
+# gets equal scores everywhere, so it attends uniformly and stays finite.
+_MASKED_SCORE = -3.4028235e38
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -75,13 +81,11 @@ class BertAttention(layers.Layer):
         self.query = dense("query")
         self.key = dense("key")
         self.value = dense("value")
-        self.attention_dropout = layers.Dropout(
+        self.attention_dropout = BertDropout(
             attention_dropout_rate, dtype=self.dtype_policy
         )
         self.output_dense = dense("dense")
-        self.output_dropout = layers.Dropout(
-            hidden_dropout_rate, dtype=self.dtype_policy
-        )
+        self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
         self.output_layer_norm = layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )
@@ -99,35 +103,42 @@ class BertAttention(layers.Layer):
         self.output_layer_norm.build(hidden_states_shape)
         self.built = True
 
-    def _split_heads(self, x):
-        batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-        x = ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
-        return ops.transpose(x, (0, 2, 1, 3))  # (batch, heads, seq, head_size)
-
     def call(self, hidden_states, attention_mask, training=None):
-        query = self._split_heads(self.query(hidden_states))
-        key = self._split_heads(self.key(hidden_states))
-        value = self._split_heads(self.value(hidden_states))
+        batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
+        # Projections on (batch * seq, hidden): plain 2-D matrix products,
+        # which oneDNN fuses with their bias add.
+        tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
 
-        # (batch, heads, seq, seq)
-        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
-        scores = scores * ops.cast(1.0 / math.sqrt(self.head_size), scores.dtype)
-        # Softmax in float32 even under mixed precision: bfloat16 has 8 bits of
-        # mantissa, too few for a sum over hundreds of keys.
-        scores = ops.cast(scores, "float32")
-        scores = ops.where(attention_mask, scores, ops.cast(-3.4028235e38, "float32"))
-        probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+        def split_heads(x):  # -> (batch, heads, seq, head_size)
+            x = ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
+            return ops.transpose(x, (0, 2, 1, 3))
+
+        # Scaling the queries costs seq / head_size times less than scaling
+        # the (batch, heads, seq, seq) scores.
+        scale = ops.cast(1.0 / math.sqrt(self.head_size), self.compute_dtype)
+        query = split_heads(self.query(tokens) * scale)
+        key = split_heads(self.key(tokens))
+        value = split_heads(self.value(tokens))
+
+        # (batch, heads, seq, seq). Softmax in float32 even under mixed
+        # precision: bfloat16 has 8 bits of mantissa, too few for a sum over
+        # hundreds of keys.
+        scores = ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")
+        # Masked keys through an additive (batch, 1, 1, seq) bias: one add
+        # on the scores, and nothing to select in the backward pass.
+        bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
+        probs = ops.cast(ops.softmax(scores + bias, axis=-1), self.compute_dtype)
 
         context = ops.matmul(
             self.attention_dropout(probs, training=training), value
         )  # (batch, heads, seq, head_size)
-        context = ops.transpose(context, (0, 2, 1, 3))
-        batch, seq = ops.shape(context)[0], ops.shape(context)[1]
-        context = ops.reshape(context, (batch, seq, self.hidden_size))
+        context = ops.reshape(
+            ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size)
+        )
 
         output = self.output_dropout(self.output_dense(context), training=training)
-        output = self.output_layer_norm(output + hidden_states)
-        return output, probs
+        output = self.output_layer_norm(output + tokens)
+        return ops.reshape(output, (batch, seq, self.hidden_size)), probs
 
     def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
         batch, seq = hidden_states_shape[0], hidden_states_shape[1]

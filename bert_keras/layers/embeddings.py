@@ -4,6 +4,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
 
 
@@ -66,7 +67,7 @@ class BertEmbeddings(layers.Layer):
         self.layer_norm = layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )
-        self.dropout = layers.Dropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = BertDropout(dropout_rate, dtype=self.dtype_policy)
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size

@@ -5,6 +5,7 @@ from keras import layers
 
 from bert_keras.layers.activations import get_activation
 from bert_keras.layers.attention import BertAttention
+from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
 
 
@@ -70,9 +71,7 @@ class BertLayer(layers.Layer):
             dtype=self.dtype_policy,
             name="output_dense",
         )
-        self.output_dropout = layers.Dropout(
-            hidden_dropout_rate, dtype=self.dtype_policy
-        )
+        self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
         self.output_layer_norm = layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="output_LayerNorm"
         )
@@ -98,10 +97,14 @@ class BertLayer(layers.Layer):
         hidden_states, probs = self.attention(
             hidden_states, attention_mask, training=training
         )
-        # (batch, seq, intermediate)
-        intermediate = self.activation(self.intermediate_dense(hidden_states))
+        shape = keras.ops.shape(hidden_states)
+        # The feed-forward block on (batch * seq, hidden): 2-D matrix products
+        # that oneDNN fuses with their bias (and, in inference, with GELU).
+        tokens = keras.ops.reshape(hidden_states, (-1, self.hidden_size))
+        intermediate = self.activation(self.intermediate_dense(tokens))
         output = self.output_dropout(self.output_dense(intermediate), training=training)
-        return self.output_layer_norm(output + hidden_states), probs
+        output = self.output_layer_norm(output + tokens)
+        return keras.ops.reshape(output, shape), probs
 
     def hf_variables(self):
         return nest(

@@ -1,10 +1,10 @@
 """Classification heads: sequence, token and multiple choice."""
 
 import keras
-from keras import layers
 from keras import ops
 
 from bert_keras.errors import ConfigError
+from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.heads import FlattenChoices
 from bert_keras.layers.heads import UnflattenChoices
 from bert_keras.losses import binary_cross_entropy
@@ -59,7 +59,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
         # === Layers ===
         self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
         self.classifier = dense(config.num_labels, config, "classifier", dtype)
 
         # === Functional Model ===
@@ -144,7 +144,7 @@ class BertForTokenClassification(BertPreTrainedModel):
 
         # === Layers ===
         self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
-        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
         self.classifier = dense(config.num_labels, config, "classifier", dtype)
 
         # === Functional Model ===
@@ -200,7 +200,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         # === Layers ===
         self.flatten_choices = FlattenChoices(dtype=dtype, name="flatten_choices")
         self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.dropout = layers.Dropout(classifier_dropout(config), dtype=dtype)
+        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
         self.classifier = dense(1, config, "classifier", dtype)
         self.unflatten_choices = UnflattenChoices(dtype=dtype, name="unflatten_choices")
 

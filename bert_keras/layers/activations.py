@@ -18,6 +18,34 @@ def gelu(x):
     return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
 
 
+@ops.custom_gradient
+def _gelu_keeping_only_its_input(x):
+    output = gelu(x)
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
+        cdf = 0.5 * (1.0 + ops.erf(x / math.sqrt(2.0)))
+        density = ops.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return upstream * (cdf + x * density)
+
+    return output, grad
+
+
+def gelu_for_training(x):
+    """Exact GELU whose backward pass keeps only `x`.
+
+    Differentiating `gelu`'s formula makes TensorFlow keep three tensors of
+    the feed-forward width (`0.5 x`, `1 + erf(...)` and the scaled input) for
+    the backward pass; this keeps `x` alone and recomputes the rest: the same
+    values, about 25 MB less memory per layer for a MiniLM batch of 32 x 128.
+    Used in training only: in inference `gelu` is left as written, so that
+    oneDNN can fuse it into the matrix product before it.
+    """
+    return _gelu_keeping_only_its_input(x)
+
+
 def gelu_tanh(x):
     return 0.5 * x * (1.0 + ops.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
 
@@ -93,6 +121,10 @@ ACTIVATIONS = {
     "sqrtsoftplus": sqrt_softplus,
     "tanh": ops.tanh,
 }
+
+
+# Activations with a leaner backward pass for training, same values.
+TRAINING_VARIANTS = {gelu: gelu_for_training}
 
 
 def get_activation(name):

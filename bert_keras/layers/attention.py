@@ -8,6 +8,7 @@ from keras import ops
 
 from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
+from bert_keras.layers.layer_norm import BertLayerNorm
 
 # Added to the scores of keys that may not be attended to (float32 minimum,
 # as transformers does): exp() of it is exactly 0, and a row with no key left
@@ -86,7 +87,7 @@ class BertAttention(layers.Layer):
         )
         self.output_dense = dense("dense")
         self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
-        self.output_layer_norm = layers.LayerNormalization(
+        self.output_layer_norm = BertLayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )
 

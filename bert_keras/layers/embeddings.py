@@ -6,6 +6,7 @@ from keras import ops
 
 from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
+from bert_keras.layers.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -64,7 +65,7 @@ class BertEmbeddings(layers.Layer):
             dtype=self.dtype_policy,
             name="token_type_embeddings",
         )
-        self.layer_norm = layers.LayerNormalization(
+        self.layer_norm = BertLayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )
         self.dropout = BertDropout(dropout_rate, dtype=self.dtype_policy)

@@ -3,10 +3,12 @@
 import keras
 from keras import layers
 
+from bert_keras.layers.activations import TRAINING_VARIANTS
 from bert_keras.layers.activations import get_activation
 from bert_keras.layers.attention import BertAttention
 from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
+from bert_keras.layers.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -72,7 +74,7 @@ class BertLayer(layers.Layer):
             name="output_dense",
         )
         self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
-        self.output_layer_norm = layers.LayerNormalization(
+        self.output_layer_norm = BertLayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="output_LayerNorm"
         )
 
@@ -101,7 +103,10 @@ class BertLayer(layers.Layer):
         # The feed-forward block on (batch * seq, hidden): 2-D matrix products
         # that oneDNN fuses with their bias (and, in inference, with GELU).
         tokens = keras.ops.reshape(hidden_states, (-1, self.hidden_size))
-        intermediate = self.activation(self.intermediate_dense(tokens))
+        activation = self.activation
+        if training:
+            activation = TRAINING_VARIANTS.get(activation, activation)
+        intermediate = activation(self.intermediate_dense(tokens))
         output = self.output_dropout(self.output_dense(intermediate), training=training)
         output = self.output_layer_norm(output + tokens)
         return keras.ops.reshape(output, shape), probs

@@ -6,6 +6,7 @@ from keras import ops
 
 from bert_keras.layers.activations import get_activation
 from bert_keras.layers.hf_names import nest
+from bert_keras.layers.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -112,7 +113,7 @@ class BertLMPredictionHead(layers.Layer):
             name="transform_dense",
         )
         self.activation = get_activation(hidden_act)
-        self.transform_layer_norm = layers.LayerNormalization(
+        self.transform_layer_norm = BertLayerNorm(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="transform_LayerNorm"
         )
         self.word_embeddings = word_embeddings

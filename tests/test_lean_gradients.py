@@ -1,0 +1,66 @@
+"""Training-only layers with leaner backward passes give Keras' gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_keras.layers.activations import gelu
+from bert_keras.layers.activations import gelu_for_training
+from bert_keras.layers.layer_norm import BertLayerNorm
+
+
+def value_and_gradients(fn, x, variables=()):
+    """`fn(x)` and the gradients of a weighted sum of it (weights vary)."""
+    x = tf.constant(x)
+    weights = tf.reshape(tf.sin(tf.range(tf.size(x), dtype="float32")), x.shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        loss = tf.reduce_sum(tf.cast(y, "float32") * weights)
+    return y, tape.gradient(loss, [x, *variables])
+
+
+def test_gelu_for_training_matches_gelu_and_its_derivative():
+    x = np.linspace(-6, 6, 1201, dtype="float32").reshape(1, -1)
+    y, (grad,) = value_and_gradients(gelu_for_training, x)
+    y_ref, (grad_ref,) = value_and_gradients(gelu, x)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_layer_norm_training_gradients_match_keras(dtype):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(4, 5, 16)) * 3 + 1).astype("float32")
+    ours = BertLayerNorm(epsilon=1e-12, dtype=dtype)
+    keras_norm = keras.layers.LayerNormalization(epsilon=1e-12, dtype=dtype)
+    for layer in (ours, keras_norm):
+        layer.build(x.shape)
+        layer.gamma.assign(rng.normal(size=16).astype("float32"))
+        layer.beta.assign(rng.normal(size=16).astype("float32"))
+    keras_norm.set_weights(ours.get_weights())
+    if dtype == "mixed_bfloat16":
+        x = x.astype(keras.backend.standardize_dtype("bfloat16"))
+    tolerance = {"float32": 1e-5, "mixed_bfloat16": 2e-2}[dtype]
+
+    def run(layer):
+        return value_and_gradients(
+            lambda t: layer(t, training=True), x, [layer.gamma, layer.beta]
+        )
+
+    y, grads = run(ours)
+    y_ref, grads_ref = run(keras_norm)
+    assert y.dtype == y_ref.dtype
+    np.testing.assert_allclose(
+        np.asarray(y, "float32"), np.asarray(y_ref, "float32"), atol=tolerance
+    )
+    for got, expected in zip(grads, grads_ref):
+        np.testing.assert_allclose(
+            np.asarray(got, "float32"),
+            np.asarray(expected, "float32"),
+            rtol=tolerance,
+            atol=tolerance,
+        )
+    # Inference is Keras' own computation.
+    np.testing.assert_array_equal(ours(x), keras_norm(x))

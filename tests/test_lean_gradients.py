@@ -64,3 +64,23 @@ def test_layer_norm_training_gradients_match_keras(dtype):
         )
     # Inference is Keras' own computation.
     np.testing.assert_array_equal(ours(x), keras_norm(x))
+
+
+def test_bfloat16_inference_softmax_equals_the_float32_softmax():
+    """Inference in bfloat16 skips the float32 casts; the probabilities agree."""
+    from bert_keras.layers.attention import BertAttention
+
+    rng = np.random.default_rng(3)
+    layer = BertAttention(
+        64, 4, attention_dropout_rate=0.0, hidden_dropout_rate=0.0,
+        dtype="mixed_bfloat16",
+    )  # fmt: skip
+    x = (rng.normal(size=(3, 40, 64)) * 4).astype("float32")
+    mask = np.ones((3, 1, 1, 40), bool)
+    mask[1, ..., 25:] = False
+    mask[2] = False  # no key at all: uniform, finite
+    fast = np.asarray(layer(x, mask, training=False)[1], "float32")
+    reference = np.asarray(layer(x, mask, training=True)[1], "float32")
+    assert np.isfinite(fast).all()
+    np.testing.assert_array_equal(fast, reference)
+    np.testing.assert_allclose(fast[2], 1 / 40, rtol=2**-8)  # bfloat16

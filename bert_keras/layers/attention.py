@@ -14,6 +14,7 @@ from bert_keras.layers.layer_norm import BertLayerNorm
 # as transformers does): exp() of it is exactly 0, and a row with no key left
 # gets equal scores everywhere, so it attends uniformly and stays finite.
 _MASKED_SCORE = -3.4028235e38
+_MASKED_SCORE_BFLOAT16 = -3.3895314e38  # the bfloat16 minimum
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -121,14 +122,24 @@ class BertAttention(layers.Layer):
         key = split_heads(self.key(tokens))
         value = split_heads(self.value(tokens))
 
-        # (batch, heads, seq, seq). Softmax in float32 even under mixed
-        # precision: bfloat16 has 8 bits of mantissa, too few for a sum over
-        # hundreds of keys.
-        scores = ops.cast(ops.matmul(query, ops.swapaxes(key, -1, -2)), "float32")
-        # Masked keys through an additive (batch, 1, 1, seq) bias: one add
-        # on the scores, and nothing to select in the backward pass.
-        bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
-        probs = ops.cast(ops.softmax(scores + bias, axis=-1), self.compute_dtype)
+        # (batch, heads, seq, seq). Masked keys through an additive
+        # (batch, 1, 1, seq) bias: one add on the scores, and nothing to
+        # select in the backward pass.
+        scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
+        if self.compute_dtype == "bfloat16" and not training:
+            # oneDNN's bfloat16 softmax computes in float32 inside: the same
+            # probabilities as the float32 path below (bit for bit), without
+            # two casts of the scores. bfloat16 has float32's range, so the
+            # masked score stays finite.
+            bias = ops.where(attention_mask, 0.0, _MASKED_SCORE_BFLOAT16)
+            probs = ops.softmax(scores + ops.cast(bias, "bfloat16"), axis=-1)
+        else:
+            # Softmax and its gradient in float32 under mixed precision:
+            # bfloat16 has 8 bits of mantissa, too few for a sum over
+            # hundreds of keys.
+            bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
+            scores = ops.cast(scores, "float32") + bias
+            probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
 
         context = ops.matmul(
             self.attention_dropout(probs, training=training), value

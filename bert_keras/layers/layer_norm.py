@@ -19,7 +19,8 @@ class BertLayerNorm(layers.LayerNormalization):
     `dx = inv * (dn - mean(dn) - n * mean(dn * n))`, with `n` the normalized
     input and `dn = upstream * gamma`.
 
-    Outside training, and for other axes or options, it is Keras' layer.
+    Outside training it computes Keras' values with fewer operations; for
+    other axes or options it is Keras' layer.
 
     Example:
 
@@ -30,9 +31,17 @@ class BertLayerNorm(layers.LayerNormalization):
 
     def call(self, inputs, training=None):
         last_axis = self.axis in (-1, [-1], [len(inputs.shape) - 1])
-        lean = training and last_axis and self.center and self.scale
-        if not lean or self.rms_scaling:
+        if not (last_axis and self.center and self.scale) or self.rms_scaling:
             return super().call(inputs)
+        if not training:
+            # Keras' arithmetic, written as `x * inv + (beta - mean * inv)`:
+            # the same values in four fewer operations than Keras' graph
+            # (which negates and adds, and gets regrouped by Grappler).
+            x = ops.cast(inputs, "float32")
+            mean, variance = ops.moments(x, axes=[-1], keepdims=True)
+            inverse = ops.rsqrt(variance + self.epsilon) * self.gamma
+            outputs = x * inverse + (self.beta - mean * inverse)
+            return ops.cast(outputs, self.compute_dtype)
         # Tensors, not variables, go into the custom gradient (`* 1` copies,
         # as Keras' own SeedGenerator does); their gradients reach the
         # variables through that product.

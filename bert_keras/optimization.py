@@ -16,9 +16,30 @@ class AdamW(keras.optimizers.AdamW):
     runs TensorFlow's `ResourceApplyAdam` kernel instead: the same formula
     (`m += (g - m)(1 - beta_1)`, `v += (g^2 - v)(1 - beta_2)`,
     `w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`)
-    in one pass. Weight decay, clipping, variables and checkpoints are those of
-    `keras.optimizers.AdamW`; other backends and `amsgrad` use its own step.
+    in one pass, and the decoupled weight decay `w -= lr * decay * w` as one
+    `ResourceApplyGradientDescent`. Clipping, variables and checkpoints are
+    those of `keras.optimizers.AdamW`; other backends, `amsgrad` and (for the
+    decay) distribution strategies use its own code.
     """
+
+    def _apply_weight_decay(self, variables):
+        # `w -= lr * decay * w` as one kernel per weight (Keras: three
+        # element-wise passes); under a distribution strategy, Keras' own.
+        if keras.backend.backend() != "tensorflow" or self.weight_decay is None:
+            return super()._apply_weight_decay(variables)
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            return super()._apply_weight_decay(variables)
+        for variable in variables:
+            if self._use_weight_decay(variable):
+                dtype = variable.dtype
+                rate = tf.cast(self.learning_rate, dtype) * tf.cast(
+                    self.weight_decay, dtype
+                )
+                tf.raw_ops.ResourceApplyGradientDescent(
+                    var=_handle(variable), alpha=rate, delta=tf.identity(variable)
+                )
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow" or self.amsgrad:

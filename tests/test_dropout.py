@@ -51,3 +51,17 @@ def test_seeded_runs_repeat_and_bad_rates_are_refused():
         BertDropout(1.0)
     restored = BertDropout.from_config(BertDropout(0.2, seed=4).get_config())
     assert (restored.rate, restored.seed) == (0.2, 4)
+
+
+def test_works_on_dynamic_shapes_in_a_graph():
+    """Batches padded per batch (GLUE, SQuAD) reach dropout with unknown sizes."""
+    import tensorflow as tf
+
+    layer = BertDropout(0.1, seed=2)
+    spec = tf.TensorSpec((None, None, 7), "float32")
+    dropped = tf.function(lambda x: layer(x, training=True), input_signature=[spec])
+    for shape in [(2, 3, 7), (300, 31, 7)]:
+        y = dropped(tf.ones(shape)).numpy()
+        assert y.shape == shape
+        assert set(np.unique(y)) <= {0.0, np.float32(65536 / (65536 - 6554))}
+    assert np.mean(y == 0) == pytest.approx(0.1, abs=0.01)

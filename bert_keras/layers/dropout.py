@@ -58,15 +58,17 @@ class BertDropout(layers.Layer):
             return inputs
         shape = ops.shape(inputs)
         size = ops.size(inputs)
-        # One int32 draw per two elements, reinterpreted as two int16s.
+        # One int32 draw per two elements, reinterpreted as two int16s (the
+        # static last axis lets `view` work with a dynamic number of draws).
         draws = keras.random.randint(
-            ((size + 1) // 2,),
+            ((size + 1) // 2, 1),
             minval=-(2**31),
             maxval=2**31 - 1,
             dtype="int32",
             seed=self.seed_generator,
         )
-        halves = ops.reshape(ops.view(draws, "int16"), (-1,))[:size]
+        halves = ops.reshape(ops.view(draws, "int16"), (-1,))
+        halves = ops.slice(halves, [0], [size])
         keep = ops.greater_equal(halves, ops.cast(self._threshold, "int16"))
         mask = ops.where(keep, ops.cast(self._scale, inputs.dtype), 0)
         return inputs * ops.reshape(ops.cast(mask, inputs.dtype), shape)

@@ -19,20 +19,6 @@ def gelu(x):
 
 
 @ops.custom_gradient
-def _gelu_keeping_only_its_input(x):
-    output = gelu(x)
-
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
-        cdf = 0.5 * (1.0 + ops.erf(x / math.sqrt(2.0)))
-        density = ops.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
-        return upstream * (cdf + x * density)
-
-    return output, grad
-
-
 def gelu_for_training(x):
     """Exact GELU whose backward pass keeps only `x`.
 
@@ -43,7 +29,16 @@ def gelu_for_training(x):
     Used in training only: in inference `gelu` is left as written, so that
     oneDNN can fuse it into the matrix product before it.
     """
-    return _gelu_keeping_only_its_input(x)
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
+        cdf = 0.5 * (1.0 + ops.erf(x / math.sqrt(2.0)))
+        density = ops.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
+        return upstream * (cdf + x * density)
+
+    return gelu(x), grad
 
 
 def gelu_tanh(x):

@@ -71,7 +71,7 @@ class BertDropout(layers.Layer):
         halves = ops.slice(halves, [0], [size])
         keep = ops.greater_equal(halves, ops.cast(self._threshold, "int16"))
         mask = ops.where(keep, ops.cast(self._scale, inputs.dtype), 0)
-        return inputs * ops.reshape(ops.cast(mask, inputs.dtype), shape)
+        return inputs * ops.reshape(mask, shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -17,10 +17,51 @@ class AdamW(keras.optimizers.AdamW):
     (`m += (g - m)(1 - beta_1)`, `v += (g^2 - v)(1 - beta_2)`,
     `w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`)
     in one pass, and the decoupled weight decay `w -= lr * decay * w` as one
-    `ResourceApplyGradientDescent`. Clipping, variables and checkpoints are
-    those of `keras.optimizers.AdamW`; other backends, `amsgrad` and (for the
-    decay) distribution strategies use its own code.
+    `ResourceApplyGradientDescent`. Global-norm clipping takes one reduction
+    per gradient and clips an embedding's gradient as the rows the batch
+    touched (Keras' norm and scale, without passes over the whole table).
+    Variables and checkpoints are those of `keras.optimizers.AdamW`; other
+    backends, `amsgrad` and (for the decay) distribution strategies use its
+    own code.
     """
+
+    def _clip_gradients(self, grads):
+        # Global-norm clipping with one reduction per gradient (Keras: square,
+        # then sum), and the embedding gradients clipped as the rows a batch
+        # touched instead of the whole (vocabulary, hidden) table: the same
+        # norm and scale as Keras', several passes over 90 MB fewer.
+        if (
+            keras.backend.backend() != "tensorflow"
+            or not self.global_clipnorm
+            or self.clipnorm
+            or self.clipvalue
+        ):
+            return super()._clip_gradients(grads)
+        import tensorflow as tf
+
+        grads = [
+            _merge_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads
+        ]
+        squared_norm = tf.add_n(
+            [
+                2.0 * tf.nn.l2_loss(g.values if isinstance(g, tf.IndexedSlices) else g)
+                for g in grads
+                if g is not None
+            ]
+        )
+        norm = tf.sqrt(squared_norm)
+        # Keras' scale: 1 below the clip, NaN if the norm is not finite.
+        clip = tf.cast(self.global_clipnorm, norm.dtype)
+        scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
+
+        def scaled(g):
+            if isinstance(g, tf.IndexedSlices):
+                return tf.IndexedSlices(
+                    g.values * tf.cast(scale, g.dtype), g.indices, g.dense_shape
+                )
+            return g * tf.cast(scale, g.dtype)
+
+        return [None if g is None else scaled(g) for g in grads]
 
     def _apply_weight_decay(self, variables):
         # `w -= lr * decay * w` as one kernel per weight (Keras: three
@@ -65,6 +106,17 @@ class AdamW(keras.optimizers.AdamW):
             epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype),
         )
+
+
+def _merge_rows(slices):
+    """An `IndexedSlices` with each row index once (duplicates summed)."""
+    import tensorflow as tf
+
+    indices, positions = tf.unique(slices.indices)
+    values = tf.math.unsorted_segment_sum(
+        slices.values, positions, tf.shape(indices)[0]
+    )
+    return tf.IndexedSlices(values, indices, slices.dense_shape)
 
 
 def _handle(variable):

@@ -91,3 +91,41 @@ def test_fused_adamw_step_equals_keras_adamw():
     assert len(ours) == len(reference)
     for got, expected in zip(ours, reference):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("clip", [1.0, 100.0])
+def test_global_norm_clipping_equals_keras(clip):
+    """Embedding rows are clipped as touched rows; norm and scale are Keras'."""
+    import tensorflow as tf
+    from keras.src.optimizers.base_optimizer import clip_by_global_norm
+
+    rng = np.random.default_rng(1)
+    rows = tf.IndexedSlices(
+        tf.constant(rng.normal(size=(6, 4)), "float32"),
+        tf.constant([3, 0, 3, 7, 0, 3]),  # repeated rows are summed
+        tf.constant([9, 4]),
+    )
+    dense = tf.constant(rng.normal(size=(5, 3)) * 2, "float32")
+    optimizer = create_optimizer(1e-3, clipnorm=clip)
+    got = optimizer._clip_gradients([rows, None, dense])
+    expected = clip_by_global_norm([tf.convert_to_tensor(rows), None, dense], clip)
+    assert got[1] is None
+    assert isinstance(got[0], tf.IndexedSlices)
+    for ours, keras_value in zip((got[0], got[2]), (expected[0], expected[2])):
+        np.testing.assert_allclose(tf.convert_to_tensor(ours), keras_value, rtol=1e-6)
+    norm = np.sqrt(
+        sum(np.sum(np.square(tf.convert_to_tensor(g))) for g in (rows, dense))
+    )
+    clipped = np.sqrt(
+        sum(np.sum(np.square(tf.convert_to_tensor(got[i]))) for i in (0, 2))
+    )
+    assert clipped == pytest.approx(min(norm, clip), rel=1e-5)
+    assert norm > 1.0  # the first case clips
+
+
+def test_global_norm_clipping_of_a_non_finite_gradient_gives_nan():
+    import tensorflow as tf
+
+    optimizer = create_optimizer(1e-3)
+    got = optimizer._clip_gradients([tf.constant([1.0, np.inf]), tf.constant([2.0])])
+    assert np.isnan(got[1].numpy()).all()

@@ -20,25 +20,31 @@ def gelu(x):
 
 @ops.custom_gradient
 def gelu_for_training(x):
-    """Exact GELU whose backward pass keeps only `x`.
+    """Exact GELU that computes its derivative in the forward pass.
 
     Differentiating `gelu`'s formula makes TensorFlow keep three tensors of
-    the feed-forward width (`0.5 x`, `1 + erf(...)` and the scaled input) for
-    the backward pass; this keeps `x` alone and recomputes the rest: the same
-    values, about 25 MB less memory per layer for a MiniLM batch of 32 x 128.
-    Used in training only: in inference `gelu` is left as written, so that
-    oneDNN can fuse it into the matrix product before it.
+    the feed-forward width (`0.5 x`, `1 + erf(...)` and the scaled input) and
+    run eleven element-wise passes over that width in the backward pass. This
+    computes `d/dx x Phi(x) = Phi(x) + x phi(x)` (Phi and phi the standard
+    normal CDF and density) while `Phi` is at hand and keeps that tensor
+    alone: the backward pass is one product, the forward pass six passes
+    longer, and the memory one tensor instead of three. The values equal
+    `gelu`'s bit for bit (`x * (0.5 a)` is `0.5 x * a` exactly). Used in
+    training only: in inference `gelu` is left as written, so that oneDNN can
+    fuse it into the matrix product before it.
     """
+    scaled = x / math.sqrt(2.0)
+    cdf = 0.5 * (1.0 + ops.erf(scaled))
+    # x phi(x) = (x / sqrt(2)) exp(-x^2 / 2) / sqrt(pi).
+    x_density = scaled * ops.exp(-(scaled * scaled)) * (1.0 / math.sqrt(math.pi))
+    derivative = cdf + x_density
 
     def grad(*args, upstream=None):
         if upstream is None:
             (upstream,) = args
-        # d/dx x Phi(x) = Phi(x) + x phi(x), phi the standard normal density.
-        cdf = 0.5 * (1.0 + ops.erf(x / math.sqrt(2.0)))
-        density = ops.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
-        return upstream * (cdf + x * density)
+        return upstream * derivative
 
-    return gelu(x), grad
+    return x * cdf, grad
 
 
 def gelu_tanh(x):

@@ -115,30 +115,29 @@ class BertAttention(layers.Layer):
             x = ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
             return ops.transpose(x, (0, 2, 1, 3))
 
-        # Scaling the queries costs seq / head_size times less than scaling
-        # the (batch, heads, seq, seq) scores.
-        scale = ops.cast(1.0 / math.sqrt(self.head_size), self.compute_dtype)
-        query = split_heads(self.query(tokens) * scale)
+        query = split_heads(self.query(tokens))
         key = split_heads(self.key(tokens))
         value = split_heads(self.value(tokens))
 
-        # (batch, heads, seq, seq). Masked keys through an additive
-        # (batch, 1, 1, seq) bias: one add on the scores, and nothing to
-        # select in the backward pass.
+        # (batch, heads, seq, seq) scores, scaled after the product (as
+        # transformers does) and masked through an additive (batch, 1, 1, seq)
+        # bias: oneDNN runs the product, the scale and the bias as one
+        # operation, and the backward pass has nothing to select.
+        scale = 1.0 / math.sqrt(self.head_size)
         scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
-        if self.compute_dtype == "bfloat16" and not training:
+        if self.compute_dtype == "bfloat16":
             # oneDNN's bfloat16 softmax computes in float32 inside: the same
-            # probabilities as the float32 path below (bit for bit), without
-            # two casts of the scores. bfloat16 has float32's range, so the
-            # masked score stays finite.
+            # probabilities as a float32 softmax rounded to bfloat16, without
+            # two casts of the scores, and half the memory kept for the
+            # backward pass, whose row sums TensorFlow also accumulates in
+            # float32. bfloat16 has float32's range, so the masked score
+            # stays finite.
             bias = ops.where(attention_mask, 0.0, _MASKED_SCORE_BFLOAT16)
-            probs = ops.softmax(scores + ops.cast(bias, "bfloat16"), axis=-1)
+            scores = scores * ops.cast(scale, "bfloat16") + ops.cast(bias, "bfloat16")
+            probs = ops.softmax(scores, axis=-1)
         else:
-            # Softmax and its gradient in float32 under mixed precision:
-            # bfloat16 has 8 bits of mantissa, too few for a sum over
-            # hundreds of keys.
             bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
-            scores = ops.cast(scores, "float32") + bias
+            scores = ops.cast(scores, "float32") * scale + bias
             probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
 
         context = ops.matmul(

@@ -136,6 +136,8 @@ class BertAttention(layers.Layer):
             scores = scores * ops.cast(scale, "bfloat16") + ops.cast(bias, "bfloat16")
             probs = ops.softmax(scores, axis=-1)
         else:
+            # float32; under mixed float16 the softmax is computed in float32
+            # (float16's range cannot hold the masked score).
             bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
             scores = ops.cast(scores, "float32") * scale + bias
             probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)

@@ -19,8 +19,9 @@ class BertLayerNorm(layers.LayerNormalization):
     `dx = inv * (dn - mean(dn) - n * mean(dn * n))`, with `n` the normalized
     input and `dn = upstream * gamma`.
 
-    Outside training it computes Keras' values (to the last bit) with fewer
-    operations; for other axes or options it is Keras' layer.
+    Outside training it computes Keras' formula with fewer operations (equal
+    up to the rounding of the last bit); for other axes or options it is
+    Keras' layer.
 
     Example:
 

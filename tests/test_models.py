@@ -83,6 +83,71 @@ def test_hidden_states_and_attentions_on_request(name):
         np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
 
 
+def _full_encoder_logits(name, model, inputs):
+    """The task logits computed through the full `model.bert(...)` outputs."""
+    if name == "BertForNextSentencePrediction":
+        return model.seq_relationship(model.bert(inputs)["pooler_output"])
+    if name == "BertForSequenceClassification":
+        return model.classifier(model.bert(inputs)["pooler_output"])
+    shape = inputs["input_ids"].shape
+    flat = {key: np.reshape(value, (-1, shape[-1])) for key, value in inputs.items()}
+    scores = model.classifier(model.bert(flat)["pooler_output"])
+    return keras.ops.reshape(scores, shape[:2])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BertForSequenceClassification",
+        "BertForNextSentencePrediction",
+        "BertForMultipleChoice",
+    ],
+)
+def test_first_token_heads_equal_the_full_encoder(name):
+    """Heads on [CLS] alone run the last layer on that row: same logits and
+    the same gradient for every weight as the full encoder's outputs."""
+    model = perturb_keras(build(name, num_hidden_layers=3))
+    inputs = inputs_for(name, model.config)
+    weights = None
+
+    def value_and_gradients(fn):
+        nonlocal weights
+        with tf.GradientTape() as tape:
+            logits = tf.cast(fn(), "float32")
+            if weights is None:
+                steps = tf.range(tf.size(logits), dtype="float32")
+                weights = tf.sin(tf.reshape(steps, logits.shape))
+            loss = tf.reduce_sum(logits * weights)
+        return logits, tape.gradient(loss, model.trainable_variables)
+
+    logits, grads = value_and_gradients(lambda: model(inputs)["logits"])
+    expected, expected_grads = value_and_gradients(
+        lambda: _full_encoder_logits(name, model, inputs)
+    )
+    assert max_abs_diff(logits, expected) <= 1e-6
+    for variable, got, want in zip(model.trainable_variables, grads, expected_grads):
+        got, want = tf.convert_to_tensor(got), tf.convert_to_tensor(want)
+        scale = float(tf.reduce_max(tf.abs(want)))
+        assert max_abs_diff(got, want) <= 1e-5 * scale + 1e-9, variable.path
+
+
+def test_encoder_output_positions_gather_the_full_states():
+    config = tiny_config(num_hidden_layers=2)
+    model = perturb_keras(build("BertModel", num_hidden_layers=2))
+    inputs = random_inputs(config)
+    embeddings = model.embeddings(inputs["input_ids"], inputs["token_type_ids"])
+    full = model.encoder(embeddings, inputs["attention_mask"])["last_hidden_state"]
+    positions = np.array([[3, 0], [0, 1], [2, 2], [5, 0]], "int32")[:BATCH]
+    partial = model.encoder(
+        embeddings, inputs["attention_mask"], output_positions=positions
+    )["last_hidden_state"]
+    assert tuple(partial.shape) == (positions.shape[0], 2, HIDDEN)
+    gathered = np.take_along_axis(
+        keras.ops.convert_to_numpy(full), positions[:, :, None], axis=1
+    )
+    assert max_abs_diff(partial, gathered) <= 1e-6
+
+
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_config_round_trip(name):
     model = perturb_keras(build(name, hidden_act="gelu_new", layer_norm_eps=1e-7))

@@ -38,10 +38,14 @@ class BertAttention(layers.Layer):
         attention_mask: (batch, 1, 1, seq) boolean tensor, True where a key
             may be attended to.
         training: bool, enables dropout.
+        query_positions: optional (batch, n) int tensor: compute the output
+            of these positions only (every position is still a key and a
+            value). Their outputs equal those of the full computation.
 
     Returns:
         `(output, attention_probs)`, shapes (batch, seq, hidden) and
-        (batch, heads, seq, seq).
+        (batch, heads, seq, seq); with `query_positions`, `seq` query rows
+        become `n`.
 
     Example:
 
@@ -99,25 +103,36 @@ class BertAttention(layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
 
-    def build(self, hidden_states_shape, attention_mask_shape=None):
+    def build(
+        self, hidden_states_shape, attention_mask_shape=None, query_positions_shape=None
+    ):
         for dense in (self.query, self.key, self.value, self.output_dense):
             dense.build(hidden_states_shape)
         self.output_layer_norm.build(hidden_states_shape)
         self.built = True
 
-    def call(self, hidden_states, attention_mask, training=None):
+    def call(self, hidden_states, attention_mask, training=None, query_positions=None):
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
         # Projections on (batch * seq, hidden): plain 2-D matrix products,
         # which oneDNN fuses with their bias add.
         tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
+        queries, rows = tokens, seq
+        if query_positions is not None:
+            rows = ops.shape(query_positions)[1]
+            queries = ops.reshape(
+                ops.take_along_axis(hidden_states, query_positions[:, :, None], axis=1),
+                (-1, self.hidden_size),
+            )
 
-        def split_heads(x):  # -> (batch, heads, seq, head_size)
-            x = ops.reshape(x, (batch, seq, self.num_attention_heads, self.head_size))
+        def split_heads(x, length):  # -> (batch, heads, length, head_size)
+            x = ops.reshape(
+                x, (batch, length, self.num_attention_heads, self.head_size)
+            )
             return ops.transpose(x, (0, 2, 1, 3))
 
-        query = split_heads(self.query(tokens))
-        key = split_heads(self.key(tokens))
-        value = split_heads(self.value(tokens))
+        query = split_heads(self.query(queries), rows)
+        key = split_heads(self.key(tokens), seq)
+        value = split_heads(self.value(tokens), seq)
 
         # (batch, heads, seq, seq) scores, scaled after the product (as
         # transformers does) and masked through an additive (batch, 1, 1, seq)
@@ -150,14 +165,17 @@ class BertAttention(layers.Layer):
         )
 
         output = self.output_dropout(self.output_dense(context), training=training)
-        output = self.output_layer_norm(output + tokens)
-        return ops.reshape(output, (batch, seq, self.hidden_size)), probs
+        output = self.output_layer_norm(output + queries)
+        return ops.reshape(output, (batch, rows, self.hidden_size)), probs
 
-    def compute_output_shape(self, hidden_states_shape, attention_mask_shape=None):
+    def compute_output_shape(
+        self, hidden_states_shape, attention_mask_shape=None, query_positions_shape=None
+    ):
         batch, seq = hidden_states_shape[0], hidden_states_shape[1]
+        rows = seq if query_positions_shape is None else query_positions_shape[1]
         return (
-            tuple(hidden_states_shape),
-            (batch, self.num_attention_heads, seq, seq),
+            (batch, rows, hidden_states_shape[-1]),
+            (batch, self.num_attention_heads, rows, seq),
         )
 
     def hf_variables(self):

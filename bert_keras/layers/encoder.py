@@ -34,6 +34,9 @@ class BertLayer(layers.Layer):
     >>> mask = np.ones((3, 1, 1, 7), bool)
     >>> layer(np.zeros((3, 7, 32), "float32"), mask)[0].shape
     (3, 7, 32)
+    >>> first = np.zeros((3, 1), "int32")
+    >>> layer(np.zeros((3, 7, 32), "float32"), mask, query_positions=first)[0].shape
+    (3, 1, 32)
     """
 
     def __init__(
@@ -87,7 +90,9 @@ class BertLayer(layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
 
-    def build(self, hidden_states_shape, attention_mask_shape=None):
+    def build(
+        self, hidden_states_shape, attention_mask_shape=None, query_positions_shape=None
+    ):
         hidden_states_shape = tuple(hidden_states_shape)
         self.attention.build(hidden_states_shape)
         self.intermediate_dense.build(hidden_states_shape)
@@ -95,9 +100,14 @@ class BertLayer(layers.Layer):
         self.output_layer_norm.build(hidden_states_shape)
         self.built = True
 
-    def call(self, hidden_states, attention_mask, training=None):
+    def call(self, hidden_states, attention_mask, training=None, query_positions=None):
+        # With `query_positions` (batch, n), only those positions' outputs
+        # are computed: the feed-forward block runs on n rows, not seq.
         hidden_states, probs = self.attention(
-            hidden_states, attention_mask, training=training
+            hidden_states,
+            attention_mask,
+            training=training,
+            query_positions=query_positions,
         )
         shape = keras.ops.shape(hidden_states)
         # The feed-forward block on (batch * seq, hidden): 2-D matrix products
@@ -152,6 +162,12 @@ class BertEncoder(layers.Layer):
         hidden_states: (batch, seq, hidden) embeddings.
         attention_mask: (batch, seq) tensor, nonzero/True for real tokens.
         training: bool, enables dropout.
+        output_positions: optional (batch, n) int tensor, the positions whose
+            final states are wanted. The last layer then computes only those
+            rows (its keys and values still cover every position), so
+            `last_hidden_state` is (batch, n, hidden) and equals the gathered
+            rows of the full computation. Task heads that read [CLS] alone
+            pass zeros of shape (batch, 1).
 
     Returns:
         dict with `last_hidden_state` (batch, seq, hidden), `hidden_states`
@@ -206,18 +222,29 @@ class BertEncoder(layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
 
-    def build(self, hidden_states_shape, attention_mask_shape=None):
+    def build(
+        self,
+        hidden_states_shape,
+        attention_mask_shape=None,
+        output_positions_shape=None,
+    ):
         for layer in self.layer:
             layer.build(hidden_states_shape)
         self.built = True
 
-    def call(self, hidden_states, attention_mask, training=None):
+    def call(self, hidden_states, attention_mask, training=None, output_positions=None):
         # (batch, 1, 1, seq): broadcast over heads and query positions.
         key_mask = keras.ops.cast(attention_mask, "bool")[:, None, None, :]
         all_hidden_states = [hidden_states]
         all_attentions = []
-        for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, key_mask, training=training)
+        last = len(self.layer) - 1
+        for index, layer in enumerate(self.layer):
+            hidden_states, probs = layer(
+                hidden_states,
+                key_mask,
+                training=training,
+                query_positions=output_positions if index == last else None,
+            )
             all_hidden_states.append(hidden_states)
             all_attentions.append(probs)
         return {

@@ -1,6 +1,7 @@
 """`BertModel`: the bare encoder, as transformers' `BertModel`."""
 
 import keras
+from keras import ops
 
 from bert_keras.layers.embeddings import BertEmbeddings
 from bert_keras.layers.encoder import BertEncoder
@@ -95,6 +96,33 @@ class BertModel(BertPreTrainedModel):
 
         # === Config ===
         self.add_pooling_layer = add_pooling_layer
+
+    def first_token_outputs(self, inputs):
+        """`{"pooler_output"}` for `inputs`, computing the last layer for [CLS] only.
+
+        For task heads that read nothing but the pooler (sequence
+        classification, multiple choice, next-sentence prediction): the last
+        layer's queries, output projection and feed-forward block run on one
+        row per sequence instead of `seq` (its keys and values still cover
+        every position), so the pooler output, and every gradient, is that of
+        `self(inputs)`. A config that asks for `hidden_states` or
+        `attentions` gets the full model's outputs, which cover every
+        position.
+
+        Args:
+            inputs: dict of `input_ids`, `attention_mask` and `token_type_ids`,
+                each (batch, seq).
+        """
+        config = self.config
+        every_position = config.output_hidden_states or config.output_attentions
+        if self.pooler is None or every_position:
+            return self(inputs)
+        embeddings = self.embeddings(inputs["input_ids"], inputs["token_type_ids"])
+        first = ops.zeros_like(inputs["input_ids"][:, :1])
+        encoded = self.encoder(
+            embeddings, inputs["attention_mask"], output_positions=first
+        )
+        return {"pooler_output": self.pooler(encoded["last_hidden_state"])}
 
     def _hf_children(self):
         # The bare model's keys carry no `bert.` prefix, as in transformers.

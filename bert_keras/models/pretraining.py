@@ -239,7 +239,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
         # === Functional Model ===
         inputs = bert_inputs()
-        encoded = self.bert(inputs)
+        encoded = self.bert.first_token_outputs(inputs)
         outputs = {
             "logits": ops.cast(
                 self.seq_relationship(encoded["pooler_output"]), "float32"

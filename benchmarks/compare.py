@@ -5,7 +5,10 @@ pinned to the same thread count; within each repeat the systems take turns
 going first, warm-up steps are not timed, and each figure is the median over
 repeats of the per-run median step time. The peak FLOP/s used for MFU is
 measured here too: the faster of TensorFlow's and PyTorch's square matrix
-product in the same precision.
+product in the same precision. MFU counts the full model's products for every
+system; bert_keras computes its last layer at [CLS] only (and at the masked
+positions when pretraining), so its row also gives the utilisation of the
+products it executes.
 
     python benchmarks/compare.py [--workloads train infer pretrain sst2] \\
         [--shapes minilm base] [--precisions bf16 fp32] [--repeats 3] \\
@@ -103,12 +106,28 @@ def encoder_flops(shape, batch, seq):
     return layers * (projections + attention) + 2 * batch * h * h  # + pooler
 
 
-def workload_flops(workload, shape_name, args):
+def skipped_flops(shape, batch, seq, rows):
+    """Products bert_keras leaves out when the last layer computes `rows` of
+    the `seq` positions of each sequence (keys and values still cover all)."""
+    h, i = shape["hidden"], shape["intermediate"]
+    unused = batch * (seq - rows)
+    # Query and output projections, feed-forward, and both attention products.
+    return 2 * unused * (2 * h * h + 2 * h * i) + 2 * 2 * batch * unused * seq * h
+
+
+def workload_flops(workload, shape_name, args, system=None):
+    """Matrix-product FLOPs of one step: the full model's (what MFU counts),
+    or with `system="bert_keras"` the ones it executes."""
     shape = SHAPES[shape_name]
     forward = encoder_flops(shape, args.batch_size, args.seq_length)
     if workload == "pretrain":
         h, positions = shape["hidden"], args.batch_size * args.masked_positions
         forward += 2 * positions * (h * h + h * VOCAB_SIZE)
+    if system == "bert_keras":
+        # Its last layer runs at [CLS] only (classification) or at [CLS] and
+        # the masked positions (pretraining).
+        rows = 1 + (args.masked_positions if workload == "pretrain" else 0)
+        forward -= skipped_flops(shape, args.batch_size, args.seq_length, rows)
     # Backward costs twice the forward products (input and weight gradients).
     return forward if workload == "infer" else 3 * forward
 
@@ -222,6 +241,8 @@ def summarize(runs, peaks, args):
             flops = workload_flops(workload, shape, args)
             row["tflops"] = flops / seconds / 1e12
             row["mfu"] = flops / seconds / peaks[precision]
+            executed = workload_flops(workload, shape, args, system)
+            row["executed_mfu"] = executed / seconds / peaks[precision]
         rows[(workload, shape, precision, system)] = row
     return rows
 
@@ -343,6 +364,8 @@ def format_report(table, checks, peaks):
                 speed = f"{row['tokens_per_second']:.0f} tok/s"
                 tflops = f"{row['tflops']:.2f}"
                 mfu = f"{100 * row['mfu']:.0f}%"
+                if system == "bert_keras":
+                    mfu += f" ({100 * row['executed_mfu']:.0f}% executed)"
                 ratio = entry["time_ratio"].get(system)
                 ratio = "–" if ratio is None else f"{ratio:.2f}"
             lines.append(

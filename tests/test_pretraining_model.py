@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from conftest import perturb_keras
 from conftest import tiny_config
 
 import bert_keras as bk
@@ -54,6 +56,37 @@ def test_gathered_loss_equals_full_vocabulary_loss():
         {"labels": gathered_labels, "next_sentence_label": nsp}, gathered_out
     )
     assert float(gathered_loss) == pytest.approx(float(full_loss), abs=1e-5)
+
+
+def test_gathered_model_has_the_full_models_gradients():
+    """The last layer runs only at [CLS] and the masked positions: the same
+    loss gradient for every weight as the full model's."""
+    config = tiny_config("BertForPreTraining", num_hidden_layers=3)
+    full = perturb_keras(bk.BertForPreTraining(config))
+    gathered = bk.BertForPreTraining(config, max_predictions_per_seq=MAX_PREDICTIONS)
+    gathered.set_weights(full.get_weights())
+    rs = np.random.RandomState(1)
+    ids, positions, gathered_labels, full_labels, nsp = _batch(rs, config)
+    mask = np.ones_like(ids)
+    mask[1, 6:] = 0
+    features = {"input_ids": ids, "attention_mask": mask}
+
+    def gradients(model, extra, labels):
+        with tf.GradientTape() as tape:
+            outputs = model({**features, **extra})
+            loss = model.default_loss()(
+                {"labels": labels, "next_sentence_label": nsp}, outputs
+            )
+        return tape.gradient(loss, model.trainable_variables)
+
+    ours = gradients(gathered, {"masked_lm_positions": positions}, gathered_labels)
+    theirs = gradients(full, {}, full_labels)
+    for variable, got, want in zip(gathered.trainable_variables, ours, theirs):
+        got, want = tf.convert_to_tensor(got), tf.convert_to_tensor(want)
+        scale = float(tf.reduce_max(tf.abs(want)))
+        np.testing.assert_allclose(
+            got.numpy(), want.numpy(), atol=1e-5 * scale + 1e-9, err_msg=variable.path
+        )
 
 
 def test_gathered_model_trains_saves_and_round_trips(tmp_path):

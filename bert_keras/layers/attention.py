@@ -118,10 +118,13 @@ class BertAttention(layers.Layer):
         tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
         queries, rows = tokens, seq
         if query_positions is not None:
+            # The rows as a product with their one-hot positions: its
+            # gradient is one more product, where a gather's scatters into
+            # zeros of the whole (batch, seq, hidden) input.
             rows = ops.shape(query_positions)[1]
+            select = ops.one_hot(query_positions, seq, dtype=hidden_states.dtype)
             queries = ops.reshape(
-                ops.take_along_axis(hidden_states, query_positions[:, :, None], axis=1),
-                (-1, self.hidden_size),
+                ops.matmul(select, hidden_states), (-1, self.hidden_size)
             )
 
         def split_heads(x, length):  # -> (batch, heads, length, head_size)

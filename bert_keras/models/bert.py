@@ -97,32 +97,50 @@ class BertModel(BertPreTrainedModel):
         # === Config ===
         self.add_pooling_layer = add_pooling_layer
 
-    def first_token_outputs(self, inputs):
-        """`{"pooler_output"}` for `inputs`, computing the last layer for [CLS] only.
+    def selected_outputs(self, inputs, positions=None):
+        """The pooler output, and the final states at `positions` only.
 
-        For task heads that read nothing but the pooler (sequence
-        classification, multiple choice, next-sentence prediction): the last
-        layer's queries, output projection and feed-forward block run on one
-        row per sequence instead of `seq` (its keys and values still cover
-        every position), so the pooler output, and every gradient, is that of
-        `self(inputs)`. A config that asks for `hidden_states` or
-        `attentions` gets the full model's outputs, which cover every
-        position.
+        For task heads that read [CLS] (through the pooler) and at most a few
+        given positions: sequence classification, multiple choice, next
+        sentence, and pretraining with gathered masked positions. The last
+        layer's queries, output projection and feed-forward block run on
+        those rows alone instead of all `seq` (its keys and values still cover
+        every position), so every output, and every gradient, is that of
+        `self(inputs)` at those rows. A config that asks for `hidden_states`
+        or `attentions` gets the full model's, which cover every position.
 
         Args:
             inputs: dict of `input_ids`, `attention_mask` and `token_type_ids`,
                 each (batch, seq).
+            positions: optional (batch, n) int tensor of sequence positions.
+
+        Returns:
+            dict with `pooler_output` (batch, hidden) and, with `positions`,
+            `last_hidden_state` (batch, n, hidden): the states at `positions`.
         """
         config = self.config
-        every_position = config.output_hidden_states or config.output_attentions
-        if self.pooler is None or every_position:
-            return self(inputs)
+        if (
+            self.pooler is None
+            or config.output_hidden_states
+            or (config.output_attentions)
+        ):
+            encoded = dict(self(inputs))
+            if positions is not None:
+                encoded["last_hidden_state"] = ops.take_along_axis(
+                    encoded["last_hidden_state"], positions[:, :, None], axis=1
+                )
+            return encoded
         embeddings = self.embeddings(inputs["input_ids"], inputs["token_type_ids"])
-        first = ops.zeros_like(inputs["input_ids"][:, :1])
-        encoded = self.encoder(
-            embeddings, inputs["attention_mask"], output_positions=first
-        )
-        return {"pooler_output": self.pooler(encoded["last_hidden_state"])}
+        rows = ops.zeros_like(inputs["input_ids"][:, :1])  # [CLS], for the pooler
+        if positions is not None:
+            rows = ops.concatenate([rows, ops.cast(positions, rows.dtype)], axis=1)
+        states = self.encoder(
+            embeddings, inputs["attention_mask"], output_positions=rows
+        )["last_hidden_state"]
+        outputs = {"pooler_output": self.pooler(states)}
+        if positions is not None:
+            outputs["last_hidden_state"] = states[:, 1:]
+        return outputs
 
     def _hf_children(self):
         # The bare model's keys carry no `bert.` prefix, as in transformers.

@@ -64,7 +64,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
         # === Functional Model ===
         inputs = bert_inputs()
-        encoded = self.bert.first_token_outputs(inputs)
+        encoded = self.bert.selected_outputs(inputs)
         logits = self.classifier(self.dropout(encoded["pooler_output"]))
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
@@ -208,7 +208,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         inputs = bert_inputs(rank=3)
         # (batch * choices, seq)
         flat = {name: self.flatten_choices(value) for name, value in inputs.items()}
-        encoded = self.bert.first_token_outputs(flat)
+        encoded = self.bert.selected_outputs(flat)
         scores = self.classifier(self.dropout(encoded["pooler_output"]))
         logits = self.unflatten_choices(scores, inputs["input_ids"])
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}

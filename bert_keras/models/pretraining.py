@@ -84,17 +84,19 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
 
         # === Functional Model ===
         inputs = bert_inputs()
-        encoded = self.bert(inputs)
-        hidden = encoded["last_hidden_state"]
-        if max_predictions_per_seq is not None:
+        if max_predictions_per_seq is None:
+            encoded = self.bert(inputs)
+        else:
             positions = keras.Input(
                 shape=(max_predictions_per_seq,),
                 dtype="int32",
                 name="masked_lm_positions",
             )
             inputs["masked_lm_positions"] = positions
-            # (batch, P, hidden): only the masked positions reach the head.
-            hidden = ops.take_along_axis(hidden, positions[:, :, None], axis=1)
+            # (batch, P, hidden): only the masked positions reach the head,
+            # and the last layer computes only them and [CLS].
+            encoded = self.bert.selected_outputs(inputs, positions)
+        hidden = encoded["last_hidden_state"]
         outputs = {
             "prediction_logits": ops.cast(self.predictions(hidden), "float32"),
             "seq_relationship_logits": ops.cast(
@@ -239,7 +241,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
         # === Functional Model ===
         inputs = bert_inputs()
-        encoded = self.bert.first_token_outputs(inputs)
+        encoded = self.bert.selected_outputs(inputs)
         outputs = {
             "logits": ops.cast(
                 self.seq_relationship(encoded["pooler_output"]), "float32"

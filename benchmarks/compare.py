@@ -110,9 +110,9 @@ def skipped_flops(shape, batch, seq, rows):
     """Products bert_keras leaves out when the last layer computes `rows` of
     the `seq` positions of each sequence (keys and values still cover all)."""
     h, i = shape["hidden"], shape["intermediate"]
-    unused = batch * (seq - rows)
+    unused = batch * (seq - rows)  # query rows left out
     # Query and output projections, feed-forward, and both attention products.
-    return 2 * unused * (2 * h * h + 2 * h * i) + 2 * 2 * batch * unused * seq * h
+    return 2 * unused * (2 * h * h + 2 * h * i) + 2 * 2 * unused * seq * h
 
 
 def workload_flops(workload, shape_name, args, system=None):

@@ -119,11 +119,8 @@ class BertModel(BertPreTrainedModel):
             `last_hidden_state` (batch, n, hidden): the states at `positions`.
         """
         config = self.config
-        if (
-            self.pooler is None
-            or config.output_hidden_states
-            or (config.output_attentions)
-        ):
+        every_position = config.output_hidden_states or config.output_attentions
+        if self.pooler is None or every_position:
             encoded = dict(self(inputs))
             if positions is not None:
                 encoded["last_hidden_state"] = ops.take_along_axis(

@@ -137,7 +137,7 @@ class BertAttention(layers.Layer):
         key = split_heads(self.key(tokens), seq)
         value = split_heads(self.value(tokens), seq)
 
-        # (batch, heads, seq, seq) scores, scaled after the product (as
+        # (batch, heads, rows, seq) scores, scaled after the product (as
         # transformers does) and masked through an additive (batch, 1, 1, seq)
         # bias: oneDNN runs the product, the scale and the bias as one
         # operation, and the backward pass has nothing to select.

@@ -101,8 +101,6 @@ class BertLayer(layers.Layer):
         self.built = True
 
     def call(self, hidden_states, attention_mask, training=None, query_positions=None):
-        # With `query_positions` (batch, n), only those positions' outputs
-        # are computed: the feed-forward block runs on n rows, not seq.
         hidden_states, probs = self.attention(
             hidden_states,
             attention_mask,
@@ -110,8 +108,9 @@ class BertLayer(layers.Layer):
             query_positions=query_positions,
         )
         shape = keras.ops.shape(hidden_states)
-        # The feed-forward block on (batch * seq, hidden): 2-D matrix products
-        # that oneDNN fuses with their bias (and, in inference, with GELU).
+        # The feed-forward block on (batch * rows, hidden), rows being seq or,
+        # with `query_positions`, their n: 2-D matrix products that oneDNN
+        # fuses with their bias (and, in inference, with GELU).
         tokens = keras.ops.reshape(hidden_states, (-1, self.hidden_size))
         activation = self.activation
         if training:

@@ -17,7 +17,7 @@ class AdamW(keras.optimizers.AdamW):
     (`m += (g - m)(1 - beta_1)`, `v += (g^2 - v)(1 - beta_2)`,
     `w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`)
     in one pass, and the decoupled weight decay `w -= lr * decay * w` as one
-    `ResourceApplyGradientDescent`. Global-norm clipping takes one reduction
+    product, `w *= 1 - lr * decay`. Global-norm clipping takes one reduction
     per gradient and clips an embedding's gradient as the rows the batch
     touched (Keras' norm and scale, without passes over the whole table).
     Variables and checkpoints are those of `keras.optimizers.AdamW`; other
@@ -64,8 +64,10 @@ class AdamW(keras.optimizers.AdamW):
         return [None if g is None else scaled(g) for g in grads]
 
     def _apply_weight_decay(self, variables):
-        # `w -= lr * decay * w` as one kernel per weight (Keras: three
-        # element-wise passes); under a distribution strategy, Keras' own.
+        # `w -= lr * decay * w` as `w *= 1 - lr * decay`: one product per
+        # weight, whose result TensorFlow's assignment adopts as the
+        # variable's buffer (Keras: three element-wise passes and a copy);
+        # under a distribution strategy, Keras' own.
         if keras.backend.backend() != "tensorflow" or self.weight_decay is None:
             return super()._apply_weight_decay(variables)
         import tensorflow as tf
@@ -78,9 +80,7 @@ class AdamW(keras.optimizers.AdamW):
                 rate = tf.cast(self.learning_rate, dtype) * tf.cast(
                     self.weight_decay, dtype
                 )
-                tf.raw_ops.ResourceApplyGradientDescent(
-                    var=_handle(variable), alpha=rate, delta=tf.identity(variable)
-                )
+                variable.assign(variable * (1 - rate))
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow" or self.amsgrad:

@@ -65,16 +65,23 @@ def _normalize(inputs, gamma, beta, epsilon):
             if upstream is None:
                 (upstream,) = args
             upstream = ops.cast(upstream, "float32")
-            rows = ops.reshape(upstream, (-1, ops.shape(upstream)[-1]))
-            flat = ops.reshape(normalized, (-1, ops.shape(normalized)[-1]))
-            d_gamma = ops.sum(rows * flat, axis=0)
+            width = ops.shape(upstream)[-1]
+            rows = ops.reshape(upstream, (-1, width))
+            products = rows * ops.reshape(normalized, (-1, width))
+            d_gamma = ops.sum(products, axis=0)
             d_beta = ops.sum(rows, axis=0)
+            # mean(dn * n) per row is the products (upstream * n) times gamma
+            # over the width: one matrix-vector product, where the formula
+            # takes another full-size product and a reduction.
+            mean_dn_n = ops.matmul(products, ops.reshape(gamma, (-1, 1)))
+            mean_dn_n = ops.reshape(
+                mean_dn_n / ops.cast(width, "float32"), ops.shape(inverse)
+            )
             d_normalized = upstream * gamma
             d_x = inverse * (
                 d_normalized
                 - ops.mean(d_normalized, axis=-1, keepdims=True)
-                - normalized
-                * ops.mean(d_normalized * normalized, axis=-1, keepdims=True)
+                - normalized * mean_dn_n
             )
             return ops.cast(d_x, x.dtype), d_gamma, d_beta
 

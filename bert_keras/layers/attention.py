@@ -134,15 +134,21 @@ class BertAttention(layers.Layer):
             return ops.transpose(x, (0, 2, 1, 3))
 
         query = split_heads(self.query(queries), rows)
-        key = split_heads(self.key(tokens), seq)
         value = split_heads(self.value(tokens), seq)
+        # Keys go straight to (batch, heads, head_size, seq): one transpose
+        # each way, where splitting the heads and then swapping the last two
+        # axes leaves the backward pass two.
+        key = ops.reshape(
+            self.key(tokens), (batch, seq, self.num_attention_heads, self.head_size)
+        )
+        key = ops.transpose(key, (0, 2, 3, 1))
 
         # (batch, heads, rows, seq) scores, scaled after the product (as
         # transformers does) and masked through an additive (batch, 1, 1, seq)
         # bias: oneDNN runs the product, the scale and the bias as one
         # operation, and the backward pass has nothing to select.
         scale = 1.0 / math.sqrt(self.head_size)
-        scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
+        scores = ops.matmul(query, key)
         if self.compute_dtype == "bfloat16":
             # oneDNN's bfloat16 softmax computes in float32 inside: the same
             # probabilities as a float32 softmax rounded to bfloat16, without

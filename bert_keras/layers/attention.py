@@ -127,21 +127,20 @@ class BertAttention(layers.Layer):
                 ops.matmul(select, hidden_states), (-1, self.hidden_size)
             )
 
-        def split_heads(x, length):  # -> (batch, heads, length, head_size)
+        def split_heads(x, length, axes=(0, 2, 1, 3)):
+            # (batch * length, hidden) -> (batch, heads, length, head_size),
+            # or another order of those axes in one transpose.
             x = ops.reshape(
                 x, (batch, length, self.num_attention_heads, self.head_size)
             )
-            return ops.transpose(x, (0, 2, 1, 3))
+            return ops.transpose(x, axes)
 
         query = split_heads(self.query(queries), rows)
         value = split_heads(self.value(tokens), seq)
         # Keys go straight to (batch, heads, head_size, seq): one transpose
         # each way, where splitting the heads and then swapping the last two
         # axes leaves the backward pass two.
-        key = ops.reshape(
-            self.key(tokens), (batch, seq, self.num_attention_heads, self.head_size)
-        )
-        key = ops.transpose(key, (0, 2, 3, 1))
+        key = split_heads(self.key(tokens), seq, axes=(0, 2, 3, 1))
 
         # (batch, heads, rows, seq) scores, scaled after the product (as
         # transformers does) and masked through an additive (batch, 1, 1, seq)

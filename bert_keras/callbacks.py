@@ -33,6 +33,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         backup_dir: str, directory for the checkpoints (created if needed).
         keep: int, how many of the newest checkpoints to keep (at least 1).
         delete_on_end: bool, remove `backup_dir` when training completes.
+            The last epoch of such a run is not backed up: its backup would
+            be removed a moment later.
 
     Example:
 
@@ -85,6 +87,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
+        if self.delete_on_end and done == (self.params or {}).get("epochs"):
+            return  # training completes now and removes the backups
         os.makedirs(self.backup_dir, exist_ok=True)
         final = os.path.join(self.backup_dir, f"epoch-{done:06d}")
         partial = os.path.join(self.backup_dir, f".partial-epoch-{done:06d}")

@@ -58,3 +58,21 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
 def test_keep_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="keep"):
         ResumableCheckpoint(tmp_path, keep=0)
+
+
+def test_delete_on_end_backs_up_every_epoch_but_the_last(tmp_path):
+    x, y = _data()
+    model = _model()
+    written = []
+
+    class Watch(ResumableCheckpoint):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            written.append(sorted(p.name for p in tmp_path.glob("epoch-*")))
+
+    callback = Watch(tmp_path, keep=1, delete_on_end=True)
+    model.fit(x, y, epochs=3, batch_size=4, callbacks=[callback], verbose=0)
+    # Epochs 1 and 2 are backed up as they end; the run completes after
+    # epoch 3, so its backup is never written and the directory is removed.
+    assert written == [["epoch-000001"], ["epoch-000002"], ["epoch-000002"]]
+    assert not tmp_path.exists()

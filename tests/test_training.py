@@ -16,6 +16,7 @@ from conftest import tiny_config
 from conftest import to_torch
 
 import bert_keras as bk
+from bert_keras.data import to_tf_dataset
 from bert_keras.losses import masked_cross_entropy
 from bert_keras.optimization import create_optimizer
 
@@ -119,6 +120,22 @@ def test_sequence_classification_learns_a_toy_rule():
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.5 * losses[0], losses
     assert history.history["accuracy"][-1] >= 0.9
+
+
+def test_predict_traces_once_for_batches_of_every_length():
+    """A dataset padded per batch changes shape every batch; one trace serves."""
+    config = tiny_config("BertForSequenceClassification")
+    model = bk.BertForSequenceClassification(config)
+    rng = np.random.default_rng(0)
+    ids = [list(rng.integers(5, 99, n)) for n in (3, 9, 5, 12, 7, 4, 11)]
+    ds = to_tf_dataset({"input_ids": ids}, 3)  # (3, 9), (3, 12), (1, 11)
+    logits = model.predict(ds, verbose=0)["logits"]
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    model.predict(ds.take(2), verbose=0)
+    assert model.predict_function.experimental_get_tracing_count() == 1
+    for row, example in zip(logits, ids):
+        alone = model({"input_ids": np.array([example])})["logits"][0]
+        np.testing.assert_allclose(row, alone, atol=1e-5)
 
 
 def test_fit_under_mixed_bfloat16():

@@ -253,7 +253,29 @@ class BertPreTrainedModel(keras.Model):
 
     def predict(self, x, *args, **kwargs):
         with _graph_errors_as_input_errors():
-            return super().predict(self._guard_data(x), *args, **kwargs)
+            x = self._guard_data(x)
+            self._trace_predict_for_the_dataset(x)
+            return super().predict(x, *args, **kwargs)
+
+    def _trace_predict_for_the_dataset(self, data):
+        """Traces the predict function once for every batch of `data`.
+
+        Keras traces it for the first batch's shape, then again, relaxed,
+        for the first batch of another shape: with batches padded to their
+        longest example (`to_tf_dataset`), every `predict` call paid two or
+        three traces. Traced up front for the dataset's own spec (None where
+        batches differ), it serves every batch.
+        """
+        if (
+            not isinstance(data, tf.data.Dataset)
+            or self.run_eagerly
+            or self._distribute_strategy is not None
+            or tf.distribute.has_strategy()
+        ):
+            return
+        self.make_predict_function()
+        spec = [data.element_spec] * self.steps_per_execution
+        self.predict_function.get_concrete_function(spec)  # cached per spec
 
     def _check_array_labels(self, x, y):
         """Checks labels held in memory (arrays, dicts of arrays) up front."""

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from bert_keras.layers.activations import gelu
 from bert_keras.layers.activations import gelu_for_training
+from bert_keras.layers.dense import BertDense
 from bert_keras.layers.layer_norm import BertLayerNorm
 
 
@@ -116,3 +117,38 @@ def test_bfloat16_attention_masks_and_differentiates_like_float32():
         results[dtype] = [np.asarray(g, "float32") for g in grads]
     for bf16, f32 in zip(results["mixed_bfloat16"], results["float32"]):
         assert np.abs(bf16 - f32).max() <= 3e-2 * np.abs(f32).max()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_dense_bias_gradient_is_summed_in_float32(dtype):
+    """4,096 rows: TensorFlow's BiasAddGrad sums bfloat16 in bfloat16 (errors
+    of ~35% here); BertDense's bias gradient is the float32 sum, rounded once."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4096, 16)).astype("float32")
+    upstream = (rng.normal(size=(4096, 8)) + 0.3).astype("float32")
+    ours = BertDense(8, dtype=dtype)
+    keras_dense = keras.layers.Dense(8, dtype=dtype)
+    for layer in (ours, keras_dense):
+        layer.build(x.shape)
+    keras_dense.set_weights(ours.get_weights())
+    upstream = tf.cast(tf.cast(upstream, ours.compute_dtype), "float32")
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * upstream)
+        return y, tape.gradient(loss, [layer.kernel, layer.bias])
+
+    y, (d_kernel, d_bias) = run(ours)
+    y_ref, (d_kernel_ref, _) = run(keras_dense)
+    np.testing.assert_array_equal(
+        np.asarray(y, "float32"), np.asarray(y_ref, "float32")
+    )
+    np.testing.assert_array_equal(d_kernel, d_kernel_ref)
+    exact = np.sum(np.asarray(upstream, "float64"), axis=0)
+    rounding = {"float32": 1e-5, "mixed_bfloat16": 2**-8}[dtype]
+    np.testing.assert_allclose(d_bias, exact, rtol=rounding)
+    # Outside training it is Keras' Dense call (oneDNN may fuse what follows).
+    np.testing.assert_array_equal(
+        np.asarray(ours(x), "float32"), np.asarray(y, "float32")
+    )

@@ -6,6 +6,7 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras.layers.dense import BertDense
 from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
 from bert_keras.layers.layer_norm import BertLayerNorm
@@ -75,7 +76,7 @@ class BertAttention(layers.Layer):
         self.head_size = hidden_size // num_attention_heads
 
         def dense(name):
-            return layers.Dense(
+            return BertDense(
                 hidden_size,
                 kernel_initializer=keras.initializers.TruncatedNormal(
                     stddev=initializer_range

@@ -6,6 +6,7 @@ from keras import layers
 from bert_keras.layers.activations import TRAINING_VARIANTS
 from bert_keras.layers.activations import get_activation
 from bert_keras.layers.attention import BertAttention
+from bert_keras.layers.dense import BertDense
 from bert_keras.layers.dropout import BertDropout
 from bert_keras.layers.hf_names import nest
 from bert_keras.layers.layer_norm import BertLayerNorm
@@ -63,14 +64,14 @@ class BertLayer(layers.Layer):
             dtype=self.dtype_policy,
             name="attention",
         )
-        self.intermediate_dense = layers.Dense(
+        self.intermediate_dense = BertDense(
             intermediate_size,
             kernel_initializer=initializer,
             dtype=self.dtype_policy,
             name="intermediate_dense",
         )
         self.activation = get_activation(hidden_act)
-        self.output_dense = layers.Dense(
+        self.output_dense = BertDense(
             hidden_size,
             kernel_initializer=initializer,
             dtype=self.dtype_policy,

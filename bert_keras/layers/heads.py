@@ -5,6 +5,8 @@ from keras import layers
 from keras import ops
 
 from bert_keras.layers.activations import get_activation
+from bert_keras.layers.dense import BertDense
+from bert_keras.layers.dense import add_bias
 from bert_keras.layers.hf_names import nest
 from bert_keras.layers.layer_norm import BertLayerNorm
 
@@ -25,7 +27,7 @@ class BertPooler(layers.Layer):
 
     def __init__(self, hidden_size, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
-        self.dense = layers.Dense(
+        self.dense = BertDense(
             hidden_size,
             activation="tanh",
             kernel_initializer=keras.initializers.TruncatedNormal(
@@ -104,7 +106,7 @@ class BertLMPredictionHead(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.transform_dense = layers.Dense(
+        self.transform_dense = BertDense(
             hidden_size,
             kernel_initializer=keras.initializers.TruncatedNormal(
                 stddev=initializer_range
@@ -146,13 +148,16 @@ class BertLMPredictionHead(layers.Layer):
         )
         self.built = True
 
-    def call(self, hidden_states):
+    def call(self, hidden_states, training=None):
         x = self.transform_layer_norm(
             self.activation(self.transform_dense(hidden_states))
         )
         table = self.word_embeddings.embeddings if self.tied else self.decoder
         logits = ops.matmul(x, ops.transpose(ops.cast(table, x.dtype)))
-        return logits + ops.cast(self.bias, x.dtype)
+        bias = ops.cast(self.bias, x.dtype)
+        if training:
+            return add_bias(logits, bias * 1)
+        return logits + bias
 
     def compute_output_shape(self, hidden_states_shape):
         return tuple(hidden_states_shape)[:-1] + (self.vocab_size,)

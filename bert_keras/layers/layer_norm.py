@@ -4,6 +4,8 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras.layers.dense import sum_rows
+
 
 @keras.saving.register_keras_serializable(package="bert_keras")
 class BertLayerNorm(layers.LayerNormalization):
@@ -68,8 +70,8 @@ def _normalize(inputs, gamma, beta, epsilon):
             width = ops.shape(upstream)[-1]
             rows = ops.reshape(upstream, (-1, width))
             products = rows * ops.reshape(normalized, (-1, width))
-            d_gamma = ops.sum(products, axis=0)
-            d_beta = ops.sum(rows, axis=0)
+            d_gamma = sum_rows(products)
+            d_beta = sum_rows(rows)
             # mean(dn * n) per row is the products (upstream * n) times gamma
             # over the width: one matrix-vector product, where the formula
             # takes another full-size product and a reduction.

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from bert_keras.errors import InputError
+from bert_keras.layers.dense import BertDense
 from bert_keras.losses import ignore_mask
 
 
@@ -76,7 +77,7 @@ def classifier_dropout(config):
 
 
 def dense(units, config, name, dtype=None):
-    return keras.layers.Dense(
+    return BertDense(
         units,
         kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=config.initializer_range

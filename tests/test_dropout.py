@@ -65,3 +65,22 @@ def test_works_on_dynamic_shapes_in_a_graph():
         assert y.shape == shape
         assert set(np.unique(y)) <= {0.0, np.float32(65536 / (65536 - 6554))}
     assert np.mean(y == 0) == pytest.approx(0.1, abs=0.01)
+
+
+def test_random_words_are_uniform_over_all_32_bits_without_a_modulo():
+    import tensorflow as tf
+
+    from bert_keras.layers.dropout import _random_words
+
+    words = _random_words(400_000, keras.random.SeedGenerator(0)).numpy().ravel()
+    quarters = np.histogram(words, bins=4, range=(-(2**31), 2**31))[0]
+    np.testing.assert_allclose(quarters / words.size, 0.25, atol=0.005)
+    low = words & 0xFFFF  # the half the second element of a pair reads
+    assert np.mean(low) == pytest.approx(32767.5, rel=0.01)
+    assert np.mean(low & 1) == pytest.approx(0.5, abs=0.005)
+    # TensorFlow's raw Philox output, not a bounded draw reduced modulo 2^32 - 1.
+    seed = keras.random.SeedGenerator(0)
+    graph = tf.function(lambda: _random_words(8, seed))
+    ops_used = {op.type for op in graph.get_concrete_function().graph.get_operations()}
+    assert "StatelessRandomUniformFullIntV2" in ops_used
+    assert "StatelessRandomUniformIntV2" not in ops_used

@@ -60,13 +60,7 @@ class BertDropout(layers.Layer):
         size = ops.size(inputs)
         # One int32 draw per two elements, reinterpreted as two int16s (the
         # static last axis lets `view` work with a dynamic number of draws).
-        draws = keras.random.randint(
-            ((size + 1) // 2, 1),
-            minval=-(2**31),
-            maxval=2**31 - 1,
-            dtype="int32",
-            seed=self.seed_generator,
-        )
+        draws = _random_words((size + 1) // 2, self.seed_generator)
         halves = ops.reshape(ops.view(draws, "int16"), (-1,))
         halves = ops.slice(halves, [0], [size])
         keep = ops.greater_equal(halves, ops.cast(self._threshold, "int16"))
@@ -80,3 +74,20 @@ class BertDropout(layers.Layer):
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed})
         return config
+
+
+def _random_words(count, seed_generator):
+    """(count, 1) int32 draws whose 32 bits are all random.
+
+    On TensorFlow, `randint` without bounds draws the whole int32 range as
+    the raw Philox output; with bounds it reduces every draw modulo the
+    range, which costs a fifth of the dropout. Other backends take the
+    bounded draw (the largest int32 value is then never drawn).
+    """
+    if keras.backend.backend() == "tensorflow":
+        bounds = {"minval": None, "maxval": None}
+    else:
+        bounds = {"minval": -(2**31), "maxval": 2**31 - 1}
+    return keras.random.randint(
+        (count, 1), dtype="int32", seed=seed_generator, **bounds
+    )

@@ -11,6 +11,7 @@ import math
 from keras import ops
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_LOG_INV_SQRT_PI = -0.5 * math.log(math.pi)
 
 
 def gelu(x):
@@ -27,7 +28,7 @@ def gelu_for_training(x):
     run eleven element-wise passes over that width in the backward pass. This
     computes `d/dx x Phi(x) = Phi(x) + x phi(x)` (Phi and phi the standard
     normal CDF and density) while `Phi` is at hand and keeps that tensor
-    alone: the backward pass is one product, the forward pass six passes
+    alone: the backward pass is one product, the forward pass five passes
     longer, and the memory one tensor instead of three. The values equal
     `gelu`'s bit for bit (`x * (0.5 a)` is `0.5 x * a` exactly). Used in
     training only: in inference `gelu` is left as written, so that oneDNN can
@@ -35,8 +36,9 @@ def gelu_for_training(x):
     """
     scaled = x / math.sqrt(2.0)
     cdf = 0.5 * (1.0 + ops.erf(scaled))
-    # x phi(x) = (x / sqrt(2)) exp(-x^2 / 2) / sqrt(pi).
-    x_density = scaled * ops.exp(-(scaled * scaled)) * (1.0 / math.sqrt(math.pi))
+    # x phi(x) = (x / sqrt(2)) exp(-x^2 / 2) / sqrt(pi), with the constant
+    # factor taken into the exponent: one element-wise pass fewer.
+    x_density = scaled * ops.exp(_LOG_INV_SQRT_PI - ops.square(scaled))
     derivative = cdf + x_density
 
     def grad(*args, upstream=None):

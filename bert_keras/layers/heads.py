@@ -148,16 +148,13 @@ class BertLMPredictionHead(layers.Layer):
         )
         self.built = True
 
-    def call(self, hidden_states, training=None):
+    def call(self, hidden_states):
         x = self.transform_layer_norm(
             self.activation(self.transform_dense(hidden_states))
         )
         table = self.word_embeddings.embeddings if self.tied else self.decoder
         logits = ops.matmul(x, ops.transpose(ops.cast(table, x.dtype)))
-        bias = ops.cast(self.bias, x.dtype)
-        if training:
-            return add_bias(logits, bias * 1)
-        return logits + bias
+        return add_bias(logits, self.bias)
 
     def compute_output_shape(self, hidden_states_shape):
         return tuple(hidden_states_shape)[:-1] + (self.vocab_size,)

@@ -24,24 +24,42 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["bert_keras", "bert_keras.*", "tasks", "tasks.*"]),
+    # The task CLIs install as `bert_keras_tasks` (a plain `tasks` would clash
+    # in site-packages); from a checkout they stay `python -m tasks.glue`.
+    packages=find_packages(include=["bert_keras", "bert_keras.*"])
+    + ["bert_keras_tasks"]
+    + [f"bert_keras_tasks.{name}" for name in find_packages("tasks")],
+    package_dir={"bert_keras_tasks": "tasks"},
     include_package_data=True,
-    package_data={"tasks": ["data/**/*", "metrics/**/*"]},
+    package_data={"bert_keras_tasks": ["data/**/*", "metrics/**/*"]},
+    # What `import bert_keras` needs, and no more.
     install_requires=[
         "tensorflow",
         "keras>=3.12",
-        "keras-hub",
         "transformers",
-        "tokenizers",
         "huggingface_hub",
         "safetensors",
-        "datasets",
-        "evaluate",
+        "ml_dtypes",
         "numpy",
-        # tasks/: training curves.
-        "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "ruff", "torch==2.13.0", "scipy", "scikit-learn"],
+        # The task CLIs (`bert-keras glue|squad|pretrain|demo`).
+        "tasks": [
+            "datasets",
+            "evaluate",
+            "tokenizers",
+            "matplotlib",
+            "scipy",
+            "scikit-learn",
+        ],
+        # The test suite and benchmarks: the CLIs, the PyTorch reference, keras-hub.
+        "test": [
+            "bert_keras[tasks]",
+            "pytest",
+            "ruff",
+            "torch==2.13.0",
+            "keras-hub",
+        ],
     },
+    entry_points={"console_scripts": ["bert-keras = bert_keras_tasks.cli:main"]},
 )

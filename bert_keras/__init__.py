@@ -10,14 +10,14 @@ from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
 from bert_keras.errors import TrainingError
 from bert_keras.errors import UnsafeCheckpointError
-from bert_keras.models.bert import BertModel
-from bert_keras.models.classification import BertForMultipleChoice
-from bert_keras.models.classification import BertForSequenceClassification
-from bert_keras.models.classification import BertForTokenClassification
-from bert_keras.models.pretraining import BertForMaskedLM
-from bert_keras.models.pretraining import BertForNextSentencePrediction
-from bert_keras.models.pretraining import BertForPreTraining
-from bert_keras.models.question_answering import BertForQuestionAnswering
+from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.classification import BertForMultipleChoice
+from bert_keras.modeling.classification import BertForSequenceClassification
+from bert_keras.modeling.classification import BertForTokenClassification
+from bert_keras.modeling.pretraining import BertForMaskedLM
+from bert_keras.modeling.pretraining import BertForNextSentencePrediction
+from bert_keras.modeling.pretraining import BertForPreTraining
+from bert_keras.modeling.question_answering import BertForQuestionAnswering
 from bert_keras.version import __version__
 
 __all__ = [

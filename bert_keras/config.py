@@ -9,7 +9,7 @@ import math
 from transformers import BertConfig
 
 from bert_keras.errors import ConfigError
-from bert_keras.layers.activations import ACTIVATIONS
+from bert_keras.modeling.activations import ACTIVATIONS
 
 # Sizes beyond these are refused before any allocation: a BERT with a vocabulary
 # of 10^12 or a million layers is a corrupt file, not a model.

@@ -48,3 +48,35 @@ def configure_logging():
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+COMMANDS = {
+    "glue": "fine-tune and evaluate on a GLUE task",
+    "squad": "fine-tune and evaluate on SQuAD v1.1 / v2.0",
+    "pretrain": "pretrain with masked LM and next-sentence prediction",
+    "demo": "fine-tune all-MiniLM-L6-v2 on the shipped SST-2 sample",
+}
+
+
+def main(argv=None):
+    """`bert-keras COMMAND [flags]`: the console entry point of the task CLIs.
+
+    Each command is the module of the same name (`bert-keras glue ...` runs
+    what `python -m tasks.glue ...` runs from a checkout).
+    """
+    import importlib
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        lines = [f"  {name:<9} {help}" for name, help in COMMANDS.items()]
+        usage = "usage: bert-keras COMMAND [flags]\n\ncommands:\n" + "\n".join(lines)
+        if argv and argv[0] in ("-h", "--help"):
+            print(usage)
+            return 0
+        received = argv[0] if argv else "nothing"
+        print(f"{usage}\n\nbert-keras: unknown command. Received: {received}")
+        return 2
+    module = importlib.import_module(f"{__package__}.{argv[0]}")
+    # The task mains return their results (falsy when the run failed).
+    return 0 if module.main(argv[1:]) else 1

@@ -11,7 +11,7 @@ Run: `python -m tasks.demo [--output-dir DIR] [any tasks.glue flag]`.
 import os
 import sys
 
-from tasks import glue
+from . import glue
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "glue")
 DEFAULTS = {

@@ -16,12 +16,12 @@ import time
 
 import numpy as np
 
-from tasks.cli import add_training_arguments
-from tasks.cli import check_training_arguments
-from tasks.cli import configure_logging
-from tasks.glue_tasks import TASKS
-from tasks.glue_tasks import get_task
-from tasks.glue_tasks import load_glue
+from .cli import add_training_arguments
+from .cli import check_training_arguments
+from .cli import configure_logging
+from .glue_tasks import TASKS
+from .glue_tasks import get_task
+from .glue_tasks import load_glue
 
 METRICS_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "metrics", "glue"
@@ -102,12 +102,12 @@ def main(argv=None):
     import keras
 
     import bert_keras as bk
-    from bert_keras.callbacks import StopOnNonFiniteLoss
-    from bert_keras.data import to_tf_dataset
-    from bert_keras.model_card import model_card
-    from bert_keras.optimization import create_optimizer
-    from tasks import reporting
-    from tasks.resume import resumable
+    from bert_keras.training.callbacks import StopOnNonFiniteLoss
+    from bert_keras.training.data import to_tf_dataset
+    from bert_keras.checkpoints.model_card import model_card
+    from bert_keras.training.optimization import create_optimizer
+    from . import reporting
+    from .resume import resumable
 
     task = args.task
     keras.utils.set_random_seed(args.seed)

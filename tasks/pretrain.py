@@ -91,8 +91,8 @@ def corpus_files(paths):
 
 
 def load_documents(files):
-    from tasks.pretrain_data import read_bert_format
-    from tasks.pretrain_data import wikitext_to_documents
+    from .pretrain_data import read_bert_format
+    from .pretrain_data import wikitext_to_documents
 
     documents = []
     for path in files:
@@ -128,22 +128,22 @@ def build_config(args, tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
-    from tasks.cli import configure_logging
+    from .cli import configure_logging
 
     configure_logging()
     import keras
     import tensorflow as tf
 
     import bert_keras as bk
-    from bert_keras.callbacks import ResumableCheckpoint
-    from bert_keras.callbacks import StopOnNonFiniteLoss
-    from bert_keras.model_card import model_card
-    from bert_keras.optimization import create_optimizer
-    from tasks import reporting
-    from tasks.pretrain_data import create_instances
-    from tasks.pretrain_data import tokenize_documents
-    from tasks.pretrain_data import write_instances
-    from tasks.pretrain_vocab import train_wordpiece
+    from bert_keras.training.callbacks import ResumableCheckpoint
+    from bert_keras.training.callbacks import StopOnNonFiniteLoss
+    from bert_keras.checkpoints.model_card import model_card
+    from bert_keras.training.optimization import create_optimizer
+    from . import reporting
+    from .pretrain_data import create_instances
+    from .pretrain_data import tokenize_documents
+    from .pretrain_data import write_instances
+    from .pretrain_vocab import train_wordpiece
 
     keras.utils.set_random_seed(args.seed)
     out = args.output_dir
@@ -332,9 +332,9 @@ def masked_batches(pattern, tokenizer, args, repeat=False):
     """
     import tensorflow as tf
 
-    from bert_keras.masking import MaskedLMMasker
-    from bert_keras.masking import continuation_ids_from_tokenizer
-    from tasks.pretrain_data import read_instances
+    from bert_keras.training.masking import MaskedLMMasker
+    from bert_keras.training.masking import continuation_ids_from_tokenizer
+    from .pretrain_data import read_instances
 
     masker = MaskedLMMasker(
         vocab_size=len(tokenizer),

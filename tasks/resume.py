@@ -1,7 +1,7 @@
 """Fine-tuning runs that survive a kill: rerunning the command resumes them.
 
 The task CLIs back up model and optimizer after every epoch in `OUT/backup`
-(`bert_keras.callbacks.ResumableCheckpoint`, written atomically). A rerun of
+(`bert_keras.training.callbacks.ResumableCheckpoint`, written atomically). A rerun of
 the same command restores the newest backup, keeps the finished epochs'
 history and trains only the epochs left; a run that completes removes the
 backup. A rerun with other settings is refused rather than mixed in.
@@ -12,7 +12,7 @@ import os
 
 import keras
 
-from tasks import reporting
+from . import reporting
 
 
 def resumable(backup_dir, settings, history):
@@ -29,7 +29,7 @@ def resumable(backup_dir, settings, history):
         `(callbacks, checkpoint)`: put `callbacks` after the ones that fill
         the epoch logs; `checkpoint.restored_epoch` is the epoch resumed after.
     """
-    from bert_keras.callbacks import ResumableCheckpoint
+    from bert_keras.training.callbacks import ResumableCheckpoint
 
     run_file = os.path.join(backup_dir, "run.json")
     history_file = os.path.join(backup_dir, "history.json")

@@ -19,15 +19,15 @@ import time
 
 import numpy as np
 
-from tasks.cli import add_training_arguments
-from tasks.cli import check_training_arguments
-from tasks.cli import configure_logging
-from tasks.squad_data import count_unlocated
-from tasks.squad_data import eval_features
-from tasks.squad_data import read_squad
-from tasks.squad_data import train_features
-from tasks.squad_data import truncate_questions
-from tasks.squad_postprocess import postprocess
+from .cli import add_training_arguments
+from .cli import check_training_arguments
+from .cli import configure_logging
+from .squad_data import count_unlocated
+from .squad_data import eval_features
+from .squad_data import read_squad
+from .squad_data import train_features
+from .squad_data import truncate_questions
+from .squad_postprocess import postprocess
 
 METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
 
@@ -96,11 +96,11 @@ def main(argv=None):
     import keras
 
     import bert_keras as bk
-    from bert_keras.callbacks import StopOnNonFiniteLoss
-    from bert_keras.data import to_tf_dataset
-    from bert_keras.model_card import model_card
-    from bert_keras.optimization import create_optimizer
-    from tasks import reporting
+    from bert_keras.training.callbacks import StopOnNonFiniteLoss
+    from bert_keras.training.data import to_tf_dataset
+    from bert_keras.checkpoints.model_card import model_card
+    from bert_keras.training.optimization import create_optimizer
+    from . import reporting
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -237,7 +237,7 @@ SCORE_KEYS = ("exact_match", "f1", "exact", "HasAns_exact", "HasAns_f1",
 
 
 def evaluate_squad(args, model, tokenizer, examples, window, evaluate):
-    from bert_keras.data import to_tf_dataset
+    from bert_keras.training.data import to_tf_dataset
 
     features = examples.map(
         lambda batch: eval_features(tokenizer, batch, **window),

@@ -5,7 +5,7 @@ import pytest
 from conftest import tiny_config
 
 import bert_keras as bk
-from bert_keras.callbacks import ResumableCheckpoint
+from bert_keras.training.callbacks import ResumableCheckpoint
 
 
 def _data():

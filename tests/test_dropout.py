@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from bert_keras.layers.dropout import BertDropout
+from bert_keras.kernels.dropout import BertDropout
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
@@ -70,7 +70,7 @@ def test_works_on_dynamic_shapes_in_a_graph():
 def test_random_words_are_uniform_over_all_32_bits_without_a_modulo():
     import tensorflow as tf
 
-    from bert_keras.layers.dropout import _random_words
+    from bert_keras.kernels.dropout import _random_words
 
     words = _random_words(400_000, keras.random.SeedGenerator(0)).numpy().ravel()
     quarters = np.histogram(words, bins=4, range=(-(2**31), 2**31))[0]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bert_keras.data import count_batches
-from bert_keras.data import to_tf_dataset
+from bert_keras.training.data import count_batches
+from bert_keras.training.data import to_tf_dataset
 from tasks.glue_tasks import TASKS
 from tasks.glue_tasks import get_task
 from tasks.glue_tasks import load_glue

@@ -14,8 +14,8 @@ from huggingface_hub import ModelCard
 from safetensors.torch import save_file as torch_save_file
 
 import bert_keras as bk
-from bert_keras import checkpoint_io
-from bert_keras import hub
+from bert_keras.checkpoints import reading as checkpoint_io
+from bert_keras.checkpoints import hub
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_keras.layers.activations import gelu
-from bert_keras.layers.activations import gelu_for_training
-from bert_keras.layers.dense import BertDense
-from bert_keras.layers.layer_norm import BertLayerNorm
+from bert_keras.modeling.activations import gelu
+from bert_keras.modeling.activations import gelu_for_training
+from bert_keras.kernels.dense import BertDense
+from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 def value_and_gradients(fn, x, variables=()):
@@ -87,7 +87,7 @@ def test_bfloat16_softmax_is_the_float32_softmax_rounded():
 
 
 def test_bfloat16_attention_masks_and_differentiates_like_float32():
-    from bert_keras.layers.attention import BertAttention
+    from bert_keras.modeling.attention import BertAttention
 
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(3, 40, 64)) * 2).astype("float32")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_keras.masking import MaskedLMMasker
+from bert_keras.training.masking import MaskedLMMasker
 
 VOCAB = 500
 CLS, SEP, PAD, MASK = 1, 2, 0, 3

@@ -20,7 +20,7 @@ from conftest import tiny_config
 from transformers.activations import ACT2FN
 
 import bert_keras as bk
-from bert_keras.layers.activations import ACTIVATIONS
+from bert_keras.modeling.activations import ACTIVATIONS
 
 HIDDEN = 32
 VOCAB = 99

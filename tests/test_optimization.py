@@ -6,8 +6,8 @@ import pytest
 import torch
 import transformers
 
-from bert_keras.optimization import WarmupLinearDecay
-from bert_keras.optimization import create_optimizer
+from bert_keras.training.optimization import WarmupLinearDecay
+from bert_keras.training.optimization import create_optimizer
 
 
 @pytest.mark.parametrize(("total", "warmup"), [(100, 10), (37, 0), (10, 10), (1, 0)])

@@ -8,7 +8,7 @@ from conftest import perturb_keras
 from conftest import tiny_config
 
 import bert_keras as bk
-from bert_keras.losses import masked_cross_entropy
+from bert_keras.training.losses import masked_cross_entropy
 
 MAX_PREDICTIONS = 4
 

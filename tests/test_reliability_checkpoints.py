@@ -32,10 +32,10 @@ import torch
 import transformers
 
 import bert_keras as bk
-from bert_keras import checkpoint_io
-from bert_keras import checkpoint_writing
-from bert_keras import safetensors_header
-from bert_keras import weight_loading
+from bert_keras.checkpoints import reading as checkpoint_io
+from bert_keras.checkpoints import writing as checkpoint_writing
+from bert_keras.checkpoints import header as safetensors_header
+from bert_keras.checkpoints import loading as weight_loading
 
 # Sizes all differ, so a wrong axis fails loudly; small, so a load takes ms.
 TINY = dict(
@@ -1007,7 +1007,7 @@ def test_keras_archive_with_an_absurd_config_is_refused(tmp_path, monkeypatch):
     before any layer is built."""
     import zipfile
 
-    from bert_keras.models import bert as bert_module
+    from bert_keras.modeling import bert as bert_module
 
     bk.BertModel(tiny_config()).save(tmp_path / "model.keras")
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:

@@ -24,8 +24,8 @@ from conftest import random_inputs
 from conftest import tiny_config
 
 import bert_keras as bk
-from bert_keras.callbacks import ResumableCheckpoint
-from bert_keras.callbacks import StopOnNonFiniteLoss
+from bert_keras.training.callbacks import ResumableCheckpoint
+from bert_keras.training.callbacks import StopOnNonFiniteLoss
 from tests.test_glue_cli import write_glue_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -16,9 +16,9 @@ from conftest import tiny_config
 from conftest import to_torch
 
 import bert_keras as bk
-from bert_keras.data import to_tf_dataset
-from bert_keras.losses import masked_cross_entropy
-from bert_keras.optimization import create_optimizer
+from bert_keras.training.data import to_tf_dataset
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.optimization import create_optimizer
 
 METRICS = {
     "BertForPreTraining": {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"},

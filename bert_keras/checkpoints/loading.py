@@ -119,7 +119,7 @@ def load_weights(model, checkpoint, source, *, ignore_mismatched_sizes=False):
 
     Args:
         model: a bert_keras model.
-        checkpoint: an open `bert_keras.checkpoint_io.Checkpoint`.
+        checkpoint: an open `bert_keras.checkpoints.reading.Checkpoint`.
         source: str, the Hub id or directory, used in messages.
         ignore_mismatched_sizes: bool; if True, variables whose checkpoint
             shape differs keep their fresh initialisation and are reported

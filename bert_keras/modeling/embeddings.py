@@ -4,9 +4,9 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.layers.dropout import BertDropout
-from bert_keras.layers.hf_names import nest
-from bert_keras.layers.layer_norm import BertLayerNorm
+from bert_keras.kernels.dropout import BertDropout
+from bert_keras.checkpoints.keys import nest
+from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

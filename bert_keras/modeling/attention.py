@@ -6,10 +6,10 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.layers.dense import BertDense
-from bert_keras.layers.dropout import BertDropout
-from bert_keras.layers.hf_names import nest
-from bert_keras.layers.layer_norm import BertLayerNorm
+from bert_keras.kernels.dense import BertDense
+from bert_keras.kernels.dropout import BertDropout
+from bert_keras.checkpoints.keys import nest
+from bert_keras.kernels.layer_norm import BertLayerNorm
 
 # Added to the scores of keys that may not be attended to (float32 minimum,
 # as transformers does): exp() of it is exactly 0, and a row with no key left

@@ -4,11 +4,11 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.layers.activations import get_activation
-from bert_keras.layers.dense import BertDense
-from bert_keras.layers.dense import add_bias
-from bert_keras.layers.hf_names import nest
-from bert_keras.layers.layer_norm import BertLayerNorm
+from bert_keras.modeling.activations import get_activation
+from bert_keras.kernels.dense import BertDense
+from bert_keras.kernels.dense import add_bias
+from bert_keras.checkpoints.keys import nest
+from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

@@ -14,8 +14,8 @@ import keras
 from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 
-from bert_keras import checkpoint_io
-from bert_keras import checkpoint_writing
+from bert_keras.checkpoints import reading as checkpoint_io
+from bert_keras.checkpoints import writing as checkpoint_writing
 from bert_keras.config import BertConfig
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
@@ -23,10 +23,10 @@ from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError
 from bert_keras.errors import UnsafeCheckpointError
-from bert_keras.hub_download import find_weights
-from bert_keras.hub_download import resolve
-from bert_keras.model_card import model_card
-from bert_keras.weight_loading import load_weights
+from bert_keras.checkpoints.download import find_weights
+from bert_keras.checkpoints.download import resolve
+from bert_keras.checkpoints.model_card import model_card
+from bert_keras.checkpoints.loading import load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def push_to_hub(
         max_shard_size: as in `save_pretrained`.
         card: optional `huggingface_hub.ModelCard` (or markdown str) to upload
             as README.md instead of the generated one.
-        **model_card_kwargs: passed to `bert_keras.model_card.model_card`
+        **model_card_kwargs: passed to `bert_keras.checkpoints.model_card.model_card`
             (`license`, `datasets`, `results`, `training_hyperparameters`, ...).
 
     Returns:

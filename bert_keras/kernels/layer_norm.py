@@ -4,7 +4,7 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.layers.dense import sum_rows
+from bert_keras.kernels.dense import sum_rows
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from bert_keras.layers.embeddings import BertEmbeddings
-from bert_keras.layers.encoder import BertEncoder
-from bert_keras.layers.heads import BertPooler
-from bert_keras.models.base import BertPreTrainedModel
-from bert_keras.models.base import bert_inputs
+from bert_keras.modeling.embeddings import BertEmbeddings
+from bert_keras.modeling.encoder import BertEncoder
+from bert_keras.modeling.heads import BertPooler
+from bert_keras.modeling.base import BertPreTrainedModel
+from bert_keras.modeling.base import bert_inputs
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

@@ -204,7 +204,7 @@ def create_optimizer(
         clipnorm: float or None, global gradient-norm clipping.
 
     Returns:
-        `bert_keras.optimization.AdamW`, a `keras.optimizers.AdamW`.
+        `bert_keras.training.optimization.AdamW`, a `keras.optimizers.AdamW`.
 
     Example:
 

@@ -3,17 +3,17 @@
 import keras
 from keras import ops
 
-from bert_keras.layers.heads import BertLMPredictionHead
-from bert_keras.losses import masked_cross_entropy
-from bert_keras.losses import sparse_cross_entropy
-from bert_keras.models.base import BertPreTrainedModel
-from bert_keras.models.base import bert_inputs
-from bert_keras.models.bert import BertModel
-from bert_keras.models.tasks_common import accuracy
-from bert_keras.models.tasks_common import dense
-from bert_keras.models.tasks_common import extra_outputs
-from bert_keras.models.tasks_common import get_label
-from bert_keras.models.tasks_common import mean_cross_entropy
+from bert_keras.modeling.heads import BertLMPredictionHead
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.modeling.base import BertPreTrainedModel
+from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.task_common import accuracy
+from bert_keras.modeling.task_common import dense
+from bert_keras.modeling.task_common import extra_outputs
+from bert_keras.modeling.task_common import get_label
+from bert_keras.modeling.task_common import mean_cross_entropy
 
 _TIED = {
     "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",

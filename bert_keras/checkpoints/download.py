@@ -14,7 +14,7 @@ import huggingface_hub.constants
 from huggingface_hub import HfApi
 from huggingface_hub import errors as hub_errors
 
-from bert_keras import checkpoint_io
+from bert_keras.checkpoints import reading as checkpoint_io
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.version import __version__

@@ -8,7 +8,7 @@ is reproducible from a seed.
 import numpy as np
 import tensorflow as tf
 
-from bert_keras.losses import IGNORE_INDEX
+from bert_keras.training.losses import IGNORE_INDEX
 
 
 class MaskedLMMasker:

@@ -6,8 +6,8 @@ import keras
 from keras import ops
 
 from bert_keras.errors import InputError
-from bert_keras.layers.dense import BertDense
-from bert_keras.losses import ignore_mask
+from bert_keras.kernels.dense import BertDense
+from bert_keras.training.losses import ignore_mask
 
 
 def get_label(y, key, position=0):

@@ -18,7 +18,7 @@ from bert_keras.config import BertConfig
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
 from bert_keras.errors import InputError
-from bert_keras.layers.hf_names import nest
+from bert_keras.checkpoints.keys import nest
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # HF model arguments we know but do not take: refuse rather than ignore them.
@@ -353,7 +353,7 @@ class BertPreTrainedModel(keras.Model):
         >>> model = BertForSequenceClassification.from_pretrained(
         ...     "google-bert/bert-base-uncased", num_labels=2)
         """
-        from bert_keras import hub
+        from bert_keras.checkpoints import hub
 
         return hub.load_pretrained(cls, name_or_path, **kwargs)
 
@@ -372,7 +372,7 @@ class BertPreTrainedModel(keras.Model):
 
         >>> model.save_pretrained("out/", tokenizer=tokenizer)
         """
-        from bert_keras import hub
+        from bert_keras.checkpoints import hub
 
         return hub.save_pretrained(self, save_directory, tokenizer=tokenizer, **kwargs)
 
@@ -383,7 +383,7 @@ class BertPreTrainedModel(keras.Model):
 
         >>> model.push_to_hub("me/my-bert", tokenizer=tokenizer)
         """
-        from bert_keras import hub
+        from bert_keras.checkpoints import hub
 
         return hub.push_to_hub(self, repo_id, **kwargs)
 
@@ -511,7 +511,7 @@ class BertPreTrainedModel(keras.Model):
         >>> model.compile()
         >>> model.fit(dataset_of_features_and_labels, epochs=3)
         """
-        from bert_keras.optimization import create_optimizer
+        from bert_keras.training.optimization import create_optimizer
 
         default_optimizer = isinstance(optimizer, str) and optimizer == "auto"
         if default_optimizer:
@@ -544,7 +544,7 @@ class BertPreTrainedModel(keras.Model):
         return config
 
     def compile_from_config(self, config):
-        from bert_keras.optimization import NO_DECAY_NAMES
+        from bert_keras.training.optimization import NO_DECAY_NAMES
 
         config = dict(config)
         no_decay = config.pop("bert_keras_no_decay", False)
@@ -610,7 +610,7 @@ class BertPreTrainedModel(keras.Model):
                 "a dataset of (features, labels). Received: labels=None"
             )
         # Task losses are already this replica's share of the global-batch
-        # mean (bert_keras.losses); extra losses are split like Keras splits
+        # mean (bert_keras.training.losses); extra losses are split like Keras splits
         # its own under tf.distribute.
         loss = self._task_loss(y, y_pred, _per_example(sample_weight))
         replicas = tf.distribute.get_strategy().num_replicas_in_sync

@@ -9,7 +9,7 @@ grows with the square of the length, this is most of the speed of a CPU run.
 import numpy as np
 import tensorflow as tf
 
-from bert_keras.losses import IGNORE_INDEX
+from bert_keras.training.losses import IGNORE_INDEX
 
 SEQUENCE_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 # Token-level label columns are padded with the ignore index, not 0.

@@ -4,21 +4,21 @@ import keras
 from keras import ops
 
 from bert_keras.errors import ConfigError
-from bert_keras.layers.dropout import BertDropout
-from bert_keras.layers.heads import FlattenChoices
-from bert_keras.layers.heads import UnflattenChoices
-from bert_keras.losses import binary_cross_entropy
-from bert_keras.losses import masked_cross_entropy
-from bert_keras.losses import mean_squared_error
-from bert_keras.losses import sparse_cross_entropy
-from bert_keras.models.base import BertPreTrainedModel
-from bert_keras.models.base import bert_inputs
-from bert_keras.models.bert import BertModel
-from bert_keras.models.tasks_common import accuracy
-from bert_keras.models.tasks_common import classifier_dropout
-from bert_keras.models.tasks_common import dense
-from bert_keras.models.tasks_common import extra_outputs
-from bert_keras.models.tasks_common import get_label
+from bert_keras.kernels.dropout import BertDropout
+from bert_keras.modeling.heads import FlattenChoices
+from bert_keras.modeling.heads import UnflattenChoices
+from bert_keras.training.losses import binary_cross_entropy
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.losses import mean_squared_error
+from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.modeling.base import BertPreTrainedModel
+from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.task_common import accuracy
+from bert_keras.modeling.task_common import classifier_dropout
+from bert_keras.modeling.task_common import dense
+from bert_keras.modeling.task_common import extra_outputs
+from bert_keras.modeling.task_common import get_label
 
 PROBLEM_TYPES = (
     "regression",

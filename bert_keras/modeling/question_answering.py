@@ -4,14 +4,14 @@ import keras
 from keras import ops
 
 from bert_keras.errors import ConfigError
-from bert_keras.losses import span_cross_entropy
-from bert_keras.models.base import BertPreTrainedModel
-from bert_keras.models.base import bert_inputs
-from bert_keras.models.bert import BertModel
-from bert_keras.models.tasks_common import accuracy
-from bert_keras.models.tasks_common import dense
-from bert_keras.models.tasks_common import extra_outputs
-from bert_keras.models.tasks_common import get_label
+from bert_keras.training.losses import span_cross_entropy
+from bert_keras.modeling.base import BertPreTrainedModel
+from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.task_common import accuracy
+from bert_keras.modeling.task_common import dense
+from bert_keras.modeling.task_common import extra_outputs
+from bert_keras.modeling.task_common import get_label
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

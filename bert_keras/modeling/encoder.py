@@ -3,13 +3,13 @@
 import keras
 from keras import layers
 
-from bert_keras.layers.activations import TRAINING_VARIANTS
-from bert_keras.layers.activations import get_activation
-from bert_keras.layers.attention import BertAttention
-from bert_keras.layers.dense import BertDense
-from bert_keras.layers.dropout import BertDropout
-from bert_keras.layers.hf_names import nest
-from bert_keras.layers.layer_norm import BertLayerNorm
+from bert_keras.modeling.activations import TRAINING_VARIANTS
+from bert_keras.modeling.activations import get_activation
+from bert_keras.modeling.attention import BertAttention
+from bert_keras.kernels.dense import BertDense
+from bert_keras.kernels.dropout import BertDropout
+from bert_keras.checkpoints.keys import nest
+from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")

@@ -22,11 +22,8 @@ _LIMITS = {
     "max_position_embeddings": 1_048_576,
     "type_vocab_size": 1_024,
 }
-# Each field may be within its limit while their product is absurd, e.g.
-# vocab_size=10^7 with hidden_size=65,536 is 6.6e11 weights. A config past this
-# is a corrupt or hostile file: 10x the largest published BERT-style encoder
-# (XLM-R XXL, 1.07e10 parameters), and 400 GB in float32, more memory than a
-# single host has.
+# Fields within their limits can multiply to an absurd model: past 10x the
+# largest published BERT-style encoder (XLM-R XXL, 1.07e10) a config is hostile.
 _MAX_PARAMETERS = 10**11
 _PROBABILITIES = (
     "hidden_dropout_prob",

@@ -191,7 +191,7 @@ def main(argv=None):
 
         def on_epoch_end(self, epoch, logs=None):
             logits = dev_logits(self.model, first_dev)
-            loss = self.model.default_loss()(references[first_dev], {"logits": logits})
+            loss = self.model.task().loss(references[first_dev], {"logits": logits})
             logs["val_loss"] = float(loss)
             for key, value in scores.compute(
                 first_dev, logits, references[first_dev]

@@ -49,10 +49,10 @@ def test_gathered_loss_equals_full_vocabulary_loss():
         ),
         atol=1e-5,
     )
-    full_loss = full.default_loss()(
+    full_loss = full.task().loss(
         {"labels": full_labels, "next_sentence_label": nsp}, full_out
     )
-    gathered_loss = gathered.default_loss()(
+    gathered_loss = gathered.task().loss(
         {"labels": gathered_labels, "next_sentence_label": nsp}, gathered_out
     )
     assert float(gathered_loss) == pytest.approx(float(full_loss), abs=1e-5)
@@ -74,7 +74,7 @@ def test_gathered_model_has_the_full_models_gradients():
     def gradients(model, extra, labels):
         with tf.GradientTape() as tape:
             outputs = model({**features, **extra})
-            loss = model.default_loss()(
+            loss = model.task().loss(
                 {"labels": labels, "next_sentence_label": nsp}, outputs
             )
         return tape.gradient(loss, model.trainable_variables)

@@ -16,17 +16,18 @@ from huggingface_hub import ModelCard
 
 from bert_keras.checkpoints import reading as checkpoint_io
 from bert_keras.checkpoints import writing as checkpoint_writing
+from bert_keras.checkpoints.download import find_weights
+from bert_keras.checkpoints.download import resolve
+from bert_keras.checkpoints.loading import load_weights
+from bert_keras.checkpoints.model_card import model_card
 from bert_keras.config import BertConfig
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError
 from bert_keras.errors import UnsafeCheckpointError
-from bert_keras.checkpoints.download import find_weights
-from bert_keras.checkpoints.download import resolve
-from bert_keras.checkpoints.model_card import model_card
-from bert_keras.checkpoints.loading import load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def load_pretrained(
     allow_pickle=False,
     trust_remote_code=False,
     dtype=None,
+    kernels=DEFAULT_KERNELS,
     **config_overrides,
 ):
     """Builds `cls` from a Hugging Face checkpoint (Hub id or local directory).
@@ -72,6 +74,7 @@ def load_pretrained(
             computation (`"bfloat16"`, `"mixed_bfloat16"`, ...); weights are
             cast to it. Default: Keras' global policy (float32), whatever the
             checkpoint's dtype.
+        kernels: `"fast"` (default) or `"reference"`, see `bert_keras.kernels`.
         **config_overrides: config fields to change, as in transformers
             (`num_labels=3`, `hidden_dropout_prob=0.0`, ...).
 
@@ -98,7 +101,10 @@ def load_pretrained(
     config = _load_config(directory, name_or_path, config, config_overrides)
     files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
     with checkpoint_io.Checkpoint(files) as checkpoint:
-        model = cls(config) if dtype is None else cls(config, dtype=dtype)
+        options = {"kernels": kernels}
+        if dtype is not None:
+            options["dtype"] = dtype
+        model = cls(config, **options)
         info = load_weights(
             model,
             checkpoint,

@@ -1,54 +1,148 @@
-"""The one rule set that names Keras variables with Hugging Face state-dict keys.
+"""The whole Hugging Face key map: every weight's state-dict key, in one place.
 
-Leaves follow torch's module conventions: a `Dense` is a `Linear` (kernel is
-the transposed `weight`), `LayerNormalization` gamma/beta are `weight`/`bias`,
-an `Embedding`'s table is `weight`. Composite layers implement
-`hf_variables()` and name their children with HF module names.
+Each model's weights are listed here under the keys of the matching
+transformers class (`bert.encoder.layer.0.attention.self.query.weight`), with
+whether torch stores the transpose of the Keras variable (a `Linear`'s weight
+is the transposed Dense kernel). tests/golden/hf_keys.json holds the key list
+of all eight classes, checked by tests/test_checkpoint_keys.py.
 """
 
-from keras import layers
+TRANSPOSED = True  # torch `Linear.weight` is the Keras Dense kernel, transposed
+AS_IS = False
 
 
-def hf_variables(layer):
-    """Returns `{hf_key: (variable, transpose)}` for a layer and its children.
+def linear(name, dense):
+    """The keys of a torch `Linear` for a Keras `Dense`."""
+    keys = {f"{name}.weight": (dense.kernel, TRANSPOSED)}
+    if dense.use_bias:
+        keys[f"{name}.bias"] = (dense.bias, AS_IS)
+    return keys
+
+
+def layer_norm(name, norm):
+    """The keys of a torch `LayerNorm` (gamma is `weight`, beta is `bias`)."""
+    return {f"{name}.weight": (norm.gamma, AS_IS), f"{name}.bias": (norm.beta, AS_IS)}
+
+
+def bert_keys(bert, prefix=""):
+    """`BertModel`'s keys; task models put them under `bert.`."""
+    embeddings = bert.embeddings
+    keys = {
+        "embeddings.word_embeddings.weight": (
+            embeddings.word_embeddings.embeddings,
+            AS_IS,
+        ),
+        "embeddings.position_embeddings.weight": (
+            embeddings.position_embeddings.embeddings,
+            AS_IS,
+        ),
+        "embeddings.token_type_embeddings.weight": (
+            embeddings.token_type_embeddings.embeddings,
+            AS_IS,
+        ),
+        **layer_norm("embeddings.LayerNorm", embeddings.layer_norm),
+    }
+    for index, layer in enumerate(bert.encoder.layer):
+        name = f"encoder.layer.{index}"
+        attention = layer.attention
+        keys.update(
+            {
+                **linear(f"{name}.attention.self.query", attention.query),
+                **linear(f"{name}.attention.self.key", attention.key),
+                **linear(f"{name}.attention.self.value", attention.value),
+                **linear(f"{name}.attention.output.dense", attention.output_dense),
+                **layer_norm(
+                    f"{name}.attention.output.LayerNorm", attention.output_layer_norm
+                ),
+                **linear(f"{name}.intermediate.dense", layer.intermediate_dense),
+                **linear(f"{name}.output.dense", layer.output_dense),
+                **layer_norm(f"{name}.output.LayerNorm", layer.output_layer_norm),
+            }
+        )
+    if bert.pooler is not None:
+        keys.update(linear("pooler.dense", bert.pooler.dense))
+    return {prefix + key: value for key, value in keys.items()}
+
+
+def masked_lm_keys(head):
+    """`cls.predictions`: the MLM transform, the decoder bias, and the
+    decoder matrix when it is not tied to the word embeddings."""
+    keys = {
+        **linear("cls.predictions.transform.dense", head.transform_dense),
+        **layer_norm("cls.predictions.transform.LayerNorm", head.transform_layer_norm),
+    }
+    if not head.tied:
+        # Untied, transformers' forward pass uses `decoder.bias` but still
+        # stores `bias`: one variable, loaded from the first key present.
+        keys["cls.predictions.decoder.weight"] = (head.decoder, AS_IS)
+        keys["cls.predictions.decoder.bias"] = (head.bias, AS_IS)
+    keys["cls.predictions.bias"] = (head.bias, AS_IS)
+    return keys
+
+
+# One entry per class: the keys its transformers twin has.
+KEY_MAPS = {
+    "BertModel": lambda model: bert_keys(model),
+    "BertForPreTraining": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **masked_lm_keys(model.predictions),
+        **linear("cls.seq_relationship", model.seq_relationship),
+    },
+    "BertForMaskedLM": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **masked_lm_keys(model.predictions),
+    },
+    "BertForNextSentencePrediction": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **linear("cls.seq_relationship", model.seq_relationship),
+    },
+    "BertForSequenceClassification": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **linear("classifier", model.classifier),
+    },
+    "BertForTokenClassification": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **linear("classifier", model.classifier),
+    },
+    "BertForMultipleChoice": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **linear("classifier", model.classifier),
+    },
+    "BertForQuestionAnswering": lambda model: {
+        **bert_keys(model.bert, "bert."),
+        **linear("qa_outputs", model.qa_outputs),
+    },
+}
+
+# Keys transformers does not write because they share another's tensor
+# (`{tied_key: source_key}`), for the classes with a tied MLM decoder.
+TIED_KEYS = {
+    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.bias": "cls.predictions.bias",
+}
+
+
+def hf_variables(model):
+    """Returns `{hf_key: (variable, transposed)}` for every weight of `model`.
 
     Args:
-        layer: a Keras `Dense`, `LayerNormalization`, `Embedding`, or a
-            bert_keras layer with an `hf_variables()` method.
+        model: a bert_keras model; its `hf_architecture` picks the map.
 
     Returns:
-        dict mapping HF keys relative to the layer (e.g. `"weight"`,
-        `"query.bias"`) to `(keras.Variable, transpose)`; `transpose` is True
-        where torch stores the transpose of the Keras variable.
+        dict in the transformers class's key order; tied weights appear once,
+        under their source key.
 
     Example:
 
-    >>> hf_variables(keras.layers.Dense(4, name="dense"))  # after build
-    {'weight': (<kernel>, True), 'bias': (<bias>, False)}
+    >>> sorted(hf_variables(model))[:2]  # a BertForSequenceClassification
+    ['bert.embeddings.LayerNorm.bias', 'bert.embeddings.LayerNorm.weight']
     """
-    if isinstance(layer, layers.Dense):
-        names = {"weight": (layer.kernel, True)}
-        if layer.use_bias:
-            names["bias"] = (layer.bias, False)
-        return names
-    if isinstance(layer, layers.LayerNormalization):
-        return {"weight": (layer.gamma, False), "bias": (layer.beta, False)}
-    if isinstance(layer, layers.Embedding):
-        return {"weight": (layer.embeddings, False)}
-    return layer.hf_variables()
+    return KEY_MAPS[model.hf_architecture](model)
 
 
-def nest(children):
-    """Prefixes each child's HF keys with its module name.
-
-    Args:
-        children: dict `{module_name: layer}`, e.g. `{"dense": self.dense}`.
-
-    Returns:
-        dict `{"module_name.key": (variable, transpose)}`.
-    """
-    names = {}
-    for prefix, child in children.items():
-        for key, value in hf_variables(child).items():
-            names[f"{prefix}.{key}"] = value
-    return names
+def tied_keys(model):
+    """`{tied_key: source_key}` for `model`: the keys not written, as shared."""
+    has_decoder = model.hf_architecture in ("BertForPreTraining", "BertForMaskedLM")
+    if has_decoder and model.config.tie_word_embeddings:
+        return dict(TIED_KEYS)
+    return {}

@@ -16,6 +16,8 @@ import ml_dtypes
 import numpy as np
 import safetensors
 
+from bert_keras.checkpoints.header import read_json
+from bert_keras.checkpoints.header import read_safetensors_header
 from bert_keras.checkpoints.writing import PICKLE_WEIGHTS_INDEX_NAME
 from bert_keras.checkpoints.writing import PICKLE_WEIGHTS_NAME
 from bert_keras.checkpoints.writing import SAFE_WEIGHTS_INDEX_NAME
@@ -23,8 +25,6 @@ from bert_keras.checkpoints.writing import SAFE_WEIGHTS_NAME
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import UnsafeCheckpointError
-from bert_keras.checkpoints.header import read_json
-from bert_keras.checkpoints.header import read_safetensors_header
 
 # safetensors' numpy binding has no bfloat16: these are read from raw bytes.
 _RAW_DTYPES = {"BF16": ml_dtypes.bfloat16}

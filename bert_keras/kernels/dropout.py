@@ -1,13 +1,10 @@
 """Dropout that draws 16 random bits per element instead of a float32.
 
-`keras.layers.Dropout` draws one float32 uniform per element: one 32-bit
-Philox output each. A BERT training step drops ~65 M elements (the attention
-probabilities alone are batch x heads x seq x seq per layer), and on a CPU
-the random numbers cost about as much as the rest of the dropout. Splitting
-every 32-bit draw into two 16-bit ones halves that cost. The drop probability
-becomes `round(rate * 65536) / 65536` (0.1 -> 0.100006) and the kept values are
-scaled by the exact inverse of the keep probability, so the expected output
-equals the input, as in transformers.
+Random numbers cost about as much as the rest of a CPU dropout; each 32-bit
+Philox word serves two elements here. The drop probability becomes
+`round(rate * 65536) / 65536` (0.1 -> 0.100006) and kept values are scaled by
+the exact inverse of the keep probability, so the expected output equals the
+input, as in transformers.
 """
 
 import keras
@@ -18,7 +15,7 @@ _LEVELS = 65536  # values of a 16-bit draw
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
-class BertDropout(layers.Layer):
+class SixteenBitDropout(layers.Layer):
     """Inverted dropout with 16-bit random draws.
 
     Args:
@@ -31,10 +28,10 @@ class BertDropout(layers.Layer):
 
     Example:
 
-    >>> dropout = BertDropout(0.5, seed=1)
+    >>> dropout = SixteenBitDropout(0.5, seed=1)
     >>> x = np.ones((2, 1000), "float32")
     >>> y = dropout(x, training=True)
-    >>> sorted(set(np.unique(y)))
+    >>> np.unique(y).tolist()
     [0.0, 2.0]
     """
 
@@ -79,10 +76,9 @@ class BertDropout(layers.Layer):
 def _random_words(count, seed_generator):
     """(count, 1) int32 draws whose 32 bits are all random.
 
-    On TensorFlow, `randint` without bounds draws the whole int32 range as
-    the raw Philox output; with bounds it reduces every draw modulo the
-    range, which costs a fifth of the dropout. Other backends take the
-    bounded draw (the largest int32 value is then never drawn).
+    On TensorFlow, `randint` without bounds is the raw Philox output (bounds
+    add a modulo per draw); other backends take the bounded draw, which never
+    gives the largest int32.
     """
     if keras.backend.backend() == "tensorflow":
         bounds = {"minval": None, "maxval": None}

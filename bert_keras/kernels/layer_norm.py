@@ -8,7 +8,7 @@ from bert_keras.kernels.dense import sum_rows
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
-class BertLayerNorm(layers.LayerNormalization):
+class LeanLayerNormalization(layers.LayerNormalization):
     """`keras.layers.LayerNormalization` over the last axis, lean in training.
 
     The same layer (variables `gamma` and `beta`, config, float32 arithmetic
@@ -27,8 +27,8 @@ class BertLayerNorm(layers.LayerNormalization):
 
     Example:
 
-    >>> norm = BertLayerNorm(epsilon=1e-12)
-    >>> norm(np.ones((2, 3, 8), "float32"), training=True).shape
+    >>> norm = LeanLayerNormalization(epsilon=1e-12)
+    >>> tuple(norm(np.ones((2, 3, 8), "float32"), training=True).shape)
     (2, 3, 8)
     """
 
@@ -37,18 +37,13 @@ class BertLayerNorm(layers.LayerNormalization):
         if not (last_axis and self.center and self.scale) or self.rms_scaling:
             return super().call(inputs)
         if not training:
-            # Centered first, then one same-shape product by the per-row
-            # inverse deviation times gamma: fewer and cheaper passes than
-            # Keras' graph (moments, then broadcast products), the same
-            # arithmetic up to the rounding of the last bit.
+            # Fewer full-size passes than Keras' graph, same arithmetic.
             x = ops.cast(inputs, "float32")
             centered = x - ops.mean(x, axis=-1, keepdims=True)
             variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
             scale = ops.rsqrt(variance + self.epsilon) * self.gamma
             return ops.cast(centered * scale + self.beta, self.compute_dtype)
-        # Tensors, not variables, go into the custom gradient (`* 1` copies,
-        # as Keras' own SeedGenerator does); their gradients reach the
-        # variables through that product.
+        # TensorFlow's custom gradients take tensors, not variables: `* 1`.
         gamma, beta = self.gamma * 1, self.beta * 1
         outputs = _normalize(inputs, gamma, beta, self.epsilon)
         return ops.cast(outputs, self.compute_dtype)
@@ -72,9 +67,7 @@ def _normalize(inputs, gamma, beta, epsilon):
             products = rows * ops.reshape(normalized, (-1, width))
             d_gamma = sum_rows(products)
             d_beta = sum_rows(rows)
-            # mean(dn * n) per row is the products (upstream * n) times gamma
-            # over the width: one matrix-vector product, where the formula
-            # takes another full-size product and a reduction.
+            # mean(dn * n) = (upstream * n) @ gamma / width: reuses `products`.
             mean_dn_n = ops.matmul(products, ops.reshape(gamma, (-1, 1)))
             mean_dn_n = ops.reshape(
                 mean_dn_n / ops.cast(width, "float32"), ops.shape(inverse)

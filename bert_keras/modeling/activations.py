@@ -11,42 +11,11 @@ import math
 from keras import ops
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_LOG_INV_SQRT_PI = -0.5 * math.log(math.pi)
 
 
 def gelu(x):
     # Exact: x * Phi(x), with Phi the standard normal CDF.
     return 0.5 * x * (1.0 + ops.erf(x / math.sqrt(2.0)))
-
-
-@ops.custom_gradient
-def gelu_for_training(x):
-    """Exact GELU that computes its derivative in the forward pass.
-
-    Differentiating `gelu`'s formula makes TensorFlow keep three tensors of
-    the feed-forward width (`0.5 x`, `1 + erf(...)` and the scaled input) and
-    run eleven element-wise passes over that width in the backward pass. This
-    computes `d/dx x Phi(x) = Phi(x) + x phi(x)` (Phi and phi the standard
-    normal CDF and density) while `Phi` is at hand and keeps that tensor
-    alone: the backward pass is one product, the forward pass five passes
-    longer, and the memory one tensor instead of three. The values equal
-    `gelu`'s bit for bit (`x * (0.5 a)` is `0.5 x * a` exactly). Used in
-    training only: in inference `gelu` is left as written, so that oneDNN can
-    fuse it into the matrix product before it.
-    """
-    scaled = x / math.sqrt(2.0)
-    cdf = 0.5 * (1.0 + ops.erf(scaled))
-    # x phi(x) = (x / sqrt(2)) exp(-x^2 / 2) / sqrt(pi), with the constant
-    # factor taken into the exponent: one element-wise pass fewer.
-    x_density = scaled * ops.exp(_LOG_INV_SQRT_PI - ops.square(scaled))
-    derivative = cdf + x_density
-
-    def grad(*args, upstream=None):
-        if upstream is None:
-            (upstream,) = args
-        return upstream * derivative
-
-    return x * cdf, grad
 
 
 def gelu_tanh(x):
@@ -124,10 +93,6 @@ ACTIVATIONS = {
     "sqrtsoftplus": sqrt_softplus,
     "tanh": ops.tanh,
 }
-
-
-# Activations with a leaner backward pass for training, same values.
-TRAINING_VARIANTS = {gelu: gelu_for_training}
 
 
 def get_activation(name):

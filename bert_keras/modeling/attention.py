@@ -6,16 +6,80 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.kernels.dense import BertDense
-from bert_keras.kernels.dropout import BertDropout
-from bert_keras.checkpoints.keys import nest
-from bert_keras.kernels.layer_norm import BertLayerNorm
+from bert_keras import kernels as kernel_policy
+from bert_keras.kernels import DEFAULT_KERNELS
 
-# Added to the scores of keys that may not be attended to (float32 minimum,
-# as transformers does): exp() of it is exactly 0, and a row with no key left
-# gets equal scores everywhere, so it attends uniformly and stays finite.
-_MASKED_SCORE = -3.4028235e38
-_MASKED_SCORE_BFLOAT16 = -3.3895314e38  # the bfloat16 minimum
+# Added to the scores of keys that may not be attended to (float32's minimum,
+# as transformers does): exp() of it is 0, and a row with no key left attends
+# uniformly and stays finite.
+MASKED_SCORE = -3.4028235e38
+
+
+def split_heads(x, num_heads):
+    """(batch, length, hidden) -> (batch, heads, length, head_size)."""
+    batch, length, hidden = ops.shape(x)
+    x = ops.reshape(x, (batch, length, num_heads, hidden // num_heads))
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def merge_heads(x):
+    """(batch, heads, length, head_size) -> (batch, length, hidden)."""
+    batch, heads, length, head_size = ops.shape(x)
+    return ops.reshape(
+        ops.transpose(x, (0, 2, 1, 3)), (batch, length, heads * head_size)
+    )
+
+
+def scaled_dot_product_attention(
+    query, key, value, attention_mask, *, num_heads, dropout, training
+):
+    """softmax(q k^T / sqrt(head_size) + mask) v, per head.
+
+    Args:
+        query: (batch, rows, hidden) projected queries.
+        key, value: (batch, seq, hidden) projected keys and values.
+        attention_mask: (batch, 1, 1, seq) bool, True where a key may be
+            attended to.
+        num_heads: int.
+        dropout: the dropout layer applied to the probabilities.
+        training: bool.
+
+    Returns:
+        `(context, probs)`: (batch, rows, hidden) and (batch, heads, rows, seq).
+
+    Example:
+
+    >>> x = ops.ones((3, 7, 32))
+    >>> mask = ops.ones((3, 1, 1, 7), "bool")
+    >>> context, probs = scaled_dot_product_attention(
+    ...     x, x, x, mask, num_heads=4, dropout=lambda p, training: p,
+    ...     training=False)
+    >>> tuple(context.shape), tuple(probs.shape)
+    ((3, 7, 32), (3, 4, 7, 7))
+    """
+    query = split_heads(query, num_heads)  # (batch, heads, rows, head_size)
+    key = split_heads(key, num_heads)  # (batch, heads, seq, head_size)
+    value = split_heads(value, num_heads)
+    scale = 1.0 / math.sqrt(ops.shape(query)[-1])
+    scores = ops.matmul(query, ops.swapaxes(key, -1, -2))  # (batch, heads, rows, seq)
+    # float32 softmax under mixed precision: float16 cannot hold MASKED_SCORE.
+    scores = ops.cast(scores, "float32") * scale
+    scores = scores + ops.where(attention_mask, 0.0, MASKED_SCORE)
+    probs = ops.cast(ops.softmax(scores, axis=-1), query.dtype)
+    context = ops.matmul(dropout(probs, training=training), value)
+    return merge_heads(context), probs  # (batch, rows, hidden)
+
+
+def select_rows(hidden_states, positions):
+    """`hidden_states[b, positions[b]]`: (batch, seq, hidden) -> (batch, n, hidden).
+
+    Example:
+
+    >>> x = ops.reshape(ops.arange(6.0), (1, 3, 2))
+    >>> select_rows(x, ops.array([[2, 0]])).numpy().tolist()
+    [[[4.0, 5.0], [0.0, 1.0]]]
+    """
+    return ops.take_along_axis(hidden_states, positions[:, :, None], axis=1)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -33,6 +97,7 @@ class BertAttention(layers.Layer):
         hidden_dropout_rate: float, dropout on the projected output.
         layer_norm_eps: float, LayerNorm epsilon.
         initializer_range: float, stddev of the truncated normal initializer.
+        kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Call args:
         hidden_states: (batch, seq, hidden) tensor.
@@ -52,7 +117,7 @@ class BertAttention(layers.Layer):
 
     >>> attention = BertAttention(32, 4)
     >>> mask = np.ones((3, 1, 1, 7), bool)
-    >>> attention(np.zeros((3, 7, 32), "float32"), mask)[0].shape
+    >>> tuple(attention(np.zeros((3, 7, 32), "float32"), mask)[0].shape)
     (3, 7, 32)
     """
 
@@ -64,9 +129,11 @@ class BertAttention(layers.Layer):
         hidden_dropout_rate=0.1,
         layer_norm_eps=1e-12,
         initializer_range=0.02,
+        kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        kernel_policy.check_kernels(kernels)
         if hidden_size % num_attention_heads:
             raise ValueError(
                 "`hidden_size` must be divisible by `num_attention_heads`. "
@@ -76,8 +143,9 @@ class BertAttention(layers.Layer):
         self.head_size = hidden_size // num_attention_heads
 
         def dense(name):
-            return BertDense(
+            return kernel_policy.dense(
                 hidden_size,
+                kernels,
                 kernel_initializer=keras.initializers.TruncatedNormal(
                     stddev=initializer_range
                 ),
@@ -88,14 +156,20 @@ class BertAttention(layers.Layer):
         self.query = dense("query")
         self.key = dense("key")
         self.value = dense("value")
-        self.attention_dropout = BertDropout(
-            attention_dropout_rate, dtype=self.dtype_policy
+        self.attention_dropout = kernel_policy.dropout(
+            attention_dropout_rate, kernels, dtype=self.dtype_policy
         )
         self.output_dense = dense("dense")
-        self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
-        self.output_layer_norm = BertLayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        self.output_dropout = kernel_policy.dropout(
+            hidden_dropout_rate, kernels, dtype=self.dtype_policy
         )
+        self.output_layer_norm = kernel_policy.layer_norm(
+            kernels, epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        )
+        self.attention_function = kernel_policy.choose(
+            "attention", kernels, scaled_dot_product_attention
+        )
+        self.select_rows = kernel_policy.choose("select_rows", kernels, select_rows)
 
         self.hidden_size = hidden_size
         self.num_attention_heads = num_attention_heads
@@ -103,6 +177,7 @@ class BertAttention(layers.Layer):
         self.hidden_dropout_rate = hidden_dropout_rate
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     def build(
         self, hidden_states_shape, attention_mask_shape=None, query_positions_shape=None
@@ -114,67 +189,30 @@ class BertAttention(layers.Layer):
 
     def call(self, hidden_states, attention_mask, training=None, query_positions=None):
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
-        # Projections on (batch * seq, hidden): plain 2-D matrix products,
-        # which oneDNN fuses with their bias add.
-        tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
-        queries, rows = tokens, seq
+        queries = hidden_states  # (batch, rows, hidden); rows = seq or n
         if query_positions is not None:
-            # The rows as a product with their one-hot positions: its
-            # gradient is one more product, where a gather's scatters into
-            # zeros of the whole (batch, seq, hidden) input.
-            rows = ops.shape(query_positions)[1]
-            select = ops.one_hot(query_positions, seq, dtype=hidden_states.dtype)
-            queries = ops.reshape(
-                ops.matmul(select, hidden_states), (-1, self.hidden_size)
-            )
+            queries = self.select_rows(hidden_states, query_positions)
+        rows = ops.shape(queries)[1]
 
-        def split_heads(x, length, axes=(0, 2, 1, 3)):
-            # (batch * length, hidden) -> (batch, heads, length, head_size),
-            # or another order of those axes in one transpose.
-            x = ops.reshape(
-                x, (batch, length, self.num_attention_heads, self.head_size)
-            )
-            return ops.transpose(x, axes)
+        # Projections as 2-D products, which oneDNN fuses with their bias add.
+        tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
+        query_tokens = ops.reshape(queries, (-1, self.hidden_size))
+        query = ops.reshape(self.query(query_tokens), (batch, rows, self.hidden_size))
+        key = ops.reshape(self.key(tokens), (batch, seq, self.hidden_size))
+        value = ops.reshape(self.value(tokens), (batch, seq, self.hidden_size))
 
-        query = split_heads(self.query(queries), rows)
-        value = split_heads(self.value(tokens), seq)
-        # Keys go straight to (batch, heads, head_size, seq): one transpose
-        # each way, where splitting the heads and then swapping the last two
-        # axes leaves the backward pass two.
-        key = split_heads(self.key(tokens), seq, axes=(0, 2, 3, 1))
-
-        # (batch, heads, rows, seq) scores, scaled after the product (as
-        # transformers does) and masked through an additive (batch, 1, 1, seq)
-        # bias: oneDNN runs the product, the scale and the bias as one
-        # operation, and the backward pass has nothing to select.
-        scale = 1.0 / math.sqrt(self.head_size)
-        scores = ops.matmul(query, key)
-        if self.compute_dtype == "bfloat16":
-            # oneDNN's bfloat16 softmax computes in float32 inside: the same
-            # probabilities as a float32 softmax rounded to bfloat16, without
-            # two casts of the scores, and half the memory kept for the
-            # backward pass, whose row sums TensorFlow also accumulates in
-            # float32. bfloat16 has float32's range, so the masked score
-            # stays finite.
-            bias = ops.where(attention_mask, 0.0, _MASKED_SCORE_BFLOAT16)
-            scores = scores * ops.cast(scale, "bfloat16") + ops.cast(bias, "bfloat16")
-            probs = ops.softmax(scores, axis=-1)
-        else:
-            # float32; under mixed float16 the softmax is computed in float32
-            # (float16's range cannot hold the masked score).
-            bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
-            scores = ops.cast(scores, "float32") * scale + bias
-            probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
-
-        context = ops.matmul(
-            self.attention_dropout(probs, training=training), value
-        )  # (batch, heads, seq, head_size)
-        context = ops.reshape(
-            ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size)
+        context, probs = self.attention_function(
+            query,
+            key,
+            value,
+            attention_mask,
+            num_heads=self.num_attention_heads,
+            dropout=self.attention_dropout,
+            training=training,
         )
-
+        context = ops.reshape(context, (-1, self.hidden_size))
         output = self.output_dropout(self.output_dense(context), training=training)
-        output = self.output_layer_norm(output + queries)
+        output = self.output_layer_norm(output + query_tokens)
         return ops.reshape(output, (batch, rows, self.hidden_size)), probs
 
     def compute_output_shape(
@@ -187,15 +225,6 @@ class BertAttention(layers.Layer):
             (batch, self.num_attention_heads, rows, seq),
         )
 
-    def hf_variables(self):
-        return {
-            **nest({"self.query": self.query}),
-            **nest({"self.key": self.key}),
-            **nest({"self.value": self.value}),
-            **nest({"output.dense": self.output_dense}),
-            **nest({"output.LayerNorm": self.output_layer_norm}),
-        }
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -206,6 +235,7 @@ class BertAttention(layers.Layer):
                 "hidden_dropout_rate": self.hidden_dropout_rate,
                 "layer_norm_eps": self.layer_norm_eps,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config

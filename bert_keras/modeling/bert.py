@@ -3,11 +3,13 @@
 import keras
 from keras import ops
 
+from bert_keras import kernels as kernel_policy
+from bert_keras.kernels import DEFAULT_KERNELS
+from bert_keras.modeling.base import BertPreTrainedModel
+from bert_keras.modeling.base import bert_inputs
 from bert_keras.modeling.embeddings import BertEmbeddings
 from bert_keras.modeling.encoder import BertEncoder
 from bert_keras.modeling.heads import BertPooler
-from bert_keras.modeling.base import BertPreTrainedModel
-from bert_keras.modeling.base import bert_inputs
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -41,6 +43,7 @@ class BertModel(BertPreTrainedModel):
     def __init__(self, config=None, add_pooling_layer=True, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
         initializer_range = config.initializer_range
@@ -52,6 +55,7 @@ class BertModel(BertPreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             dropout_rate=config.hidden_dropout_prob,
             initializer_range=initializer_range,
+            kernels=kernels,
             dtype=dtype,
             name="embeddings",
         )
@@ -65,6 +69,7 @@ class BertModel(BertPreTrainedModel):
             attention_dropout_rate=config.attention_probs_dropout_prob,
             layer_norm_eps=config.layer_norm_eps,
             initializer_range=initializer_range,
+            kernels=kernels,
             dtype=dtype,
             name="encoder",
         )
@@ -72,6 +77,7 @@ class BertModel(BertPreTrainedModel):
             BertPooler(
                 config.hidden_size,
                 initializer_range=initializer_range,
+                kernels=kernels,
                 dtype=dtype,
                 name="pooler",
             )
@@ -91,7 +97,12 @@ class BertModel(BertPreTrainedModel):
         if config.output_attentions:
             outputs["attentions"] = encoded["attentions"]
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
         # === Config ===
@@ -120,7 +131,8 @@ class BertModel(BertPreTrainedModel):
         """
         config = self.config
         every_position = config.output_hidden_states or config.output_attentions
-        if self.pooler is None or every_position:
+        rows_only = kernel_policy.choose("selected_rows_only", self.kernels, False)
+        if self.pooler is None or every_position or not rows_only:
             encoded = dict(self(inputs))
             if positions is not None:
                 encoded["last_hidden_state"] = ops.take_along_axis(
@@ -138,13 +150,6 @@ class BertModel(BertPreTrainedModel):
         if positions is not None:
             outputs["last_hidden_state"] = states[:, 1:]
         return outputs
-
-    def _hf_children(self):
-        # The bare model's keys carry no `bert.` prefix, as in transformers.
-        children = {"embeddings": self.embeddings, "encoder": self.encoder}
-        if self.pooler is not None:
-            children["pooler"] = self.pooler
-        return children
 
     def get_config(self):
         config = super().get_config()

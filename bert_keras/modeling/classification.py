@@ -3,28 +3,60 @@
 import keras
 from keras import ops
 
+from bert_keras import kernels as kernel_policy
 from bert_keras.errors import ConfigError
-from bert_keras.kernels.dropout import BertDropout
-from bert_keras.modeling.heads import FlattenChoices
-from bert_keras.modeling.heads import UnflattenChoices
-from bert_keras.training.losses import binary_cross_entropy
-from bert_keras.training.losses import masked_cross_entropy
-from bert_keras.training.losses import mean_squared_error
-from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
 from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.heads import FlattenChoices
+from bert_keras.modeling.heads import UnflattenChoices
 from bert_keras.modeling.task_common import accuracy
 from bert_keras.modeling.task_common import classifier_dropout
 from bert_keras.modeling.task_common import dense
 from bert_keras.modeling.task_common import extra_outputs
 from bert_keras.modeling.task_common import get_label
+from bert_keras.training.losses import binary_cross_entropy
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.losses import mean_squared_error
+from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.training.trainer import Task
 
 PROBLEM_TYPES = (
     "regression",
     "single_label_classification",
     "multi_label_classification",
 )
+
+
+def _regression_metrics():
+    metric = keras.metrics.MeanAbsoluteError(name="mean_absolute_error")
+
+    def view(y, y_pred, sample_weight):
+        logits = y_pred["logits"]
+        labels = ops.reshape(
+            ops.cast(get_label(y, "labels"), "float32"), ops.shape(logits)
+        )
+        return labels, logits, sample_weight
+
+    return [(metric, view)]
+
+
+def _multi_label_metrics():
+    # logit > 0 is probability > 0.5.
+    metric = keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0)
+
+    def view(y, y_pred, sample_weight):
+        return get_label(y, "labels"), y_pred["logits"], sample_weight
+
+    return [(metric, view)]
+
+
+_SEQUENCE_METRICS = {
+    "regression": _regression_metrics,
+    "single_label_classification": lambda: [accuracy("accuracy", "logits")],
+    "multi_label_classification": _multi_label_metrics,
+}
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -56,11 +88,19 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 f"Received: problem_type={config.problem_type!r}"
             )
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
-        self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
-        self.classifier = dense(config.num_labels, config, "classifier", dtype)
+        self.bert = BertModel(
+            config,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.dropout = kernel_policy.dropout(
+            classifier_dropout(config), kernels, dtype=dtype
+        )
+        self.classifier = dense(config.num_labels, config, "classifier", dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -68,7 +108,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(encoded["pooler_output"]))
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
     @property
@@ -79,10 +124,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
             return "regression"
         return "single_label_classification"
 
-    def _hf_children(self):
-        return {"bert": self.bert, "classifier": self.classifier}
-
-    def default_loss(self):
+    def task(self):
         loss_fn = {
             "regression": mean_squared_error,
             "single_label_classification": sparse_cross_entropy,
@@ -92,35 +134,14 @@ class BertForSequenceClassification(BertPreTrainedModel):
         def loss(y, y_pred, sample_weight=None):
             return loss_fn(get_label(y, "labels"), y_pred["logits"], sample_weight)
 
-        return loss
+        def label_ranges(y, x):
+            if self.problem_type != "single_label_classification":
+                return []
+            labels = get_label(y, "labels")
+            return [("labels", labels, self.config.num_labels, "num_labels", False)]
 
-    def label_ranges(self, y, x):
-        if self.problem_type != "single_label_classification":
-            return []
-        labels = get_label(y, "labels")
-        return [("labels", labels, self.config.num_labels, "num_labels", False)]
-
-    def default_metrics(self):
-        if self.problem_type == "single_label_classification":
-            return [accuracy("accuracy", "logits")]
-        if self.problem_type == "regression":
-            metric = keras.metrics.MeanAbsoluteError(name="mean_absolute_error")
-
-            def view(y, y_pred, sample_weight):
-                logits = y_pred["logits"]
-                labels = ops.reshape(
-                    ops.cast(get_label(y, "labels"), "float32"), ops.shape(logits)
-                )
-                return labels, logits, sample_weight
-
-            return [(metric, view)]
-        # Multi-label: logit > 0 is probability > 0.5.
-        metric = keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0)
-
-        def view(y, y_pred, sample_weight):
-            return get_label(y, "labels"), y_pred["logits"], sample_weight
-
-        return [(metric, view)]
+        metrics = _SEQUENCE_METRICS[self.problem_type]()
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -141,11 +162,20 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
-        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
-        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
-        self.classifier = dense(config.num_labels, config, "classifier", dtype)
+        self.bert = BertModel(
+            config,
+            add_pooling_layer=False,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.dropout = kernel_policy.dropout(
+            classifier_dropout(config), kernels, dtype=dtype
+        )
+        self.classifier = dense(config.num_labels, config, "classifier", dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -153,26 +183,27 @@ class BertForTokenClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(encoded["last_hidden_state"]))
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
-    def _hf_children(self):
-        return {"bert": self.bert, "classifier": self.classifier}
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             return masked_cross_entropy(
                 get_label(y, "labels"), y_pred["logits"], sample_weight
             )
 
-        return loss
+        def label_ranges(y, x):
+            labels = get_label(y, "labels")
+            return [("labels", labels, self.config.num_labels, "num_labels", True)]
 
-    def label_ranges(self, y, x):
-        labels = get_label(y, "labels")
-        return [("labels", labels, self.config.num_labels, "num_labels", True)]
+        metrics = [accuracy("accuracy", "logits", ignore=True)]
 
-    def default_metrics(self):
-        return [accuracy("accuracy", "logits", ignore=True)]
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -196,12 +227,20 @@ class BertForMultipleChoice(BertPreTrainedModel):
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
         self.flatten_choices = FlattenChoices(dtype=dtype, name="flatten_choices")
-        self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.dropout = BertDropout(classifier_dropout(config), dtype=dtype)
-        self.classifier = dense(1, config, "classifier", dtype)
+        self.bert = BertModel(
+            config,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.dropout = kernel_policy.dropout(
+            classifier_dropout(config), kernels, dtype=dtype
+        )
+        self.classifier = dense(1, config, "classifier", dtype, kernels)
         self.unflatten_choices = UnflattenChoices(dtype=dtype, name="unflatten_choices")
 
         # === Functional Model ===
@@ -213,23 +252,26 @@ class BertForMultipleChoice(BertPreTrainedModel):
         logits = self.unflatten_choices(scores, inputs["input_ids"])
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
-    def _hf_children(self):
-        return {"bert": self.bert, "classifier": self.classifier}
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             return sparse_cross_entropy(
                 get_label(y, "labels"), y_pred["logits"], sample_weight
             )
 
-        return loss
+        def label_ranges(y, x):
+            choices = ops.shape(x["input_ids"])[1]
+            return [
+                ("labels", get_label(y, "labels"), choices, "number of choices", False)
+            ]
 
-    def label_ranges(self, y, x):
-        choices = ops.shape(x["input_ids"])[1]
-        return [("labels", get_label(y, "labels"), choices, "number of choices", False)]
+        metrics = [accuracy("accuracy", "logits")]
 
-    def default_metrics(self):
-        return [accuracy("accuracy", "logits")]
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)

@@ -4,9 +4,8 @@ import keras
 from keras import layers
 from keras import ops
 
-from bert_keras.kernels.dropout import BertDropout
-from bert_keras.checkpoints.keys import nest
-from bert_keras.kernels.layer_norm import BertLayerNorm
+from bert_keras import kernels as kernel_policy
+from bert_keras.kernels import DEFAULT_KERNELS
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -40,6 +39,7 @@ class BertEmbeddings(layers.Layer):
         layer_norm_eps=1e-12,
         dropout_rate=0.1,
         initializer_range=0.02,
+        kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,10 +65,12 @@ class BertEmbeddings(layers.Layer):
             dtype=self.dtype_policy,
             name="token_type_embeddings",
         )
-        self.layer_norm = BertLayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
+        self.layer_norm = kernel_policy.layer_norm(
+            kernels, epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )
-        self.dropout = BertDropout(dropout_rate, dtype=self.dtype_policy)
+        self.dropout = kernel_policy.dropout(
+            dropout_rate, kernels, dtype=self.dtype_policy
+        )
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -77,6 +79,7 @@ class BertEmbeddings(layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     def build(self, input_ids_shape, token_type_ids_shape=None):
         self.word_embeddings.build(input_ids_shape)
@@ -94,16 +97,6 @@ class BertEmbeddings(layers.Layer):
         x = self.layer_norm(x)
         return self.dropout(x, training=training)
 
-    def hf_variables(self):
-        return nest(
-            {
-                "word_embeddings": self.word_embeddings,
-                "position_embeddings": self.position_embeddings,
-                "token_type_embeddings": self.token_type_embeddings,
-                "LayerNorm": self.layer_norm,
-            }
-        )
-
     def compute_output_shape(self, input_ids_shape, token_type_ids_shape=None):
         return tuple(input_ids_shape) + (self.hidden_size,)
 
@@ -118,6 +111,7 @@ class BertEmbeddings(layers.Layer):
                 "layer_norm_eps": self.layer_norm_eps,
                 "dropout_rate": self.dropout_rate,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config

@@ -3,13 +3,9 @@
 import keras
 from keras import layers
 
-from bert_keras.modeling.activations import TRAINING_VARIANTS
-from bert_keras.modeling.activations import get_activation
+from bert_keras import kernels as kernel_policy
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.attention import BertAttention
-from bert_keras.kernels.dense import BertDense
-from bert_keras.kernels.dropout import BertDropout
-from bert_keras.checkpoints.keys import nest
-from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -28,15 +24,17 @@ class BertLayer(layers.Layer):
         attention_dropout_rate: float, dropout on attention probabilities.
         layer_norm_eps: float, LayerNorm epsilon.
         initializer_range: float, stddev of the truncated normal initializer.
+        kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Example:
 
     >>> layer = BertLayer(32, 4, 37)
     >>> mask = np.ones((3, 1, 1, 7), bool)
-    >>> layer(np.zeros((3, 7, 32), "float32"), mask)[0].shape
+    >>> x = np.zeros((3, 7, 32), "float32")
+    >>> tuple(layer(x, mask)[0].shape)
     (3, 7, 32)
     >>> first = np.zeros((3, 1), "int32")
-    >>> layer(np.zeros((3, 7, 32), "float32"), mask, query_positions=first)[0].shape
+    >>> tuple(layer(x, mask, query_positions=first)[0].shape)
     (3, 1, 32)
     """
 
@@ -50,6 +48,7 @@ class BertLayer(layers.Layer):
         attention_dropout_rate=0.1,
         layer_norm_eps=1e-12,
         initializer_range=0.02,
+        kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -61,25 +60,33 @@ class BertLayer(layers.Layer):
             hidden_dropout_rate=hidden_dropout_rate,
             layer_norm_eps=layer_norm_eps,
             initializer_range=initializer_range,
+            kernels=kernels,
             dtype=self.dtype_policy,
             name="attention",
         )
-        self.intermediate_dense = BertDense(
+        self.intermediate_dense = kernel_policy.dense(
             intermediate_size,
+            kernels,
             kernel_initializer=initializer,
             dtype=self.dtype_policy,
             name="intermediate_dense",
         )
-        self.activation = get_activation(hidden_act)
-        self.output_dense = BertDense(
+        self.intermediate_act_fn = kernel_policy.activation(hidden_act, kernels)
+        self.output_dense = kernel_policy.dense(
             hidden_size,
+            kernels,
             kernel_initializer=initializer,
             dtype=self.dtype_policy,
             name="output_dense",
         )
-        self.output_dropout = BertDropout(hidden_dropout_rate, dtype=self.dtype_policy)
-        self.output_layer_norm = BertLayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="output_LayerNorm"
+        self.output_dropout = kernel_policy.dropout(
+            hidden_dropout_rate, kernels, dtype=self.dtype_policy
+        )
+        self.output_layer_norm = kernel_policy.layer_norm(
+            kernels,
+            epsilon=layer_norm_eps,
+            dtype=self.dtype_policy,
+            name="output_LayerNorm",
         )
 
         self.hidden_size = hidden_size
@@ -90,6 +97,7 @@ class BertLayer(layers.Layer):
         self.attention_dropout_rate = attention_dropout_rate
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     def build(
         self, hidden_states_shape, attention_mask_shape=None, query_positions_shape=None
@@ -108,28 +116,15 @@ class BertLayer(layers.Layer):
             training=training,
             query_positions=query_positions,
         )
-        shape = keras.ops.shape(hidden_states)
-        # The feed-forward block on (batch * rows, hidden), rows being seq or,
-        # with `query_positions`, their n: 2-D matrix products that oneDNN
-        # fuses with their bias (and, in inference, with GELU).
+        shape = keras.ops.shape(hidden_states)  # (batch, rows, hidden)
+        # 2-D products, which oneDNN fuses with their bias (and GELU).
         tokens = keras.ops.reshape(hidden_states, (-1, self.hidden_size))
-        activation = self.activation
-        if training:
-            activation = TRAINING_VARIANTS.get(activation, activation)
-        intermediate = activation(self.intermediate_dense(tokens))
+        intermediate = self.intermediate_act_fn(
+            self.intermediate_dense(tokens), training=training
+        )
         output = self.output_dropout(self.output_dense(intermediate), training=training)
         output = self.output_layer_norm(output + tokens)
         return keras.ops.reshape(output, shape), probs
-
-    def hf_variables(self):
-        return nest(
-            {
-                "attention": self.attention,
-                "intermediate.dense": self.intermediate_dense,
-                "output.dense": self.output_dense,
-                "output.LayerNorm": self.output_layer_norm,
-            }
-        )
 
     def get_config(self):
         config = super().get_config()
@@ -143,6 +138,7 @@ class BertLayer(layers.Layer):
                 "attention_dropout_rate": self.attention_dropout_rate,
                 "layer_norm_eps": self.layer_norm_eps,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config
@@ -156,7 +152,8 @@ class BertEncoder(layers.Layer):
         num_hidden_layers: int, number of layers.
         **layer_kwargs: the `BertLayer` arguments, shared by every layer
             (`hidden_size`, `num_attention_heads`, `intermediate_size`,
-            `hidden_act`, dropout rates, `layer_norm_eps`, `initializer_range`).
+            `hidden_act`, dropout rates, `layer_norm_eps`, `initializer_range`,
+            `kernels`).
 
     Call args:
         hidden_states: (batch, seq, hidden) embeddings.
@@ -194,6 +191,7 @@ class BertEncoder(layers.Layer):
         attention_dropout_rate=0.1,
         layer_norm_eps=1e-12,
         initializer_range=0.02,
+        kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -207,6 +205,7 @@ class BertEncoder(layers.Layer):
                 attention_dropout_rate=attention_dropout_rate,
                 layer_norm_eps=layer_norm_eps,
                 initializer_range=initializer_range,
+                kernels=kernels,
                 dtype=self.dtype_policy,
                 name=f"layer_{i}",
             )
@@ -221,6 +220,7 @@ class BertEncoder(layers.Layer):
         self.attention_dropout_rate = attention_dropout_rate
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     def build(
         self,
@@ -253,9 +253,6 @@ class BertEncoder(layers.Layer):
             "attentions": all_attentions,
         }
 
-    def hf_variables(self):
-        return nest({f"layer.{i}": layer for i, layer in enumerate(self.layer)})
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -269,6 +266,7 @@ class BertEncoder(layers.Layer):
                 "attention_dropout_rate": self.attention_dropout_rate,
                 "layer_norm_eps": self.layer_norm_eps,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config

@@ -4,11 +4,9 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras import kernels as kernel_policy
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.activations import get_activation
-from bert_keras.kernels.dense import BertDense
-from bert_keras.kernels.dense import add_bias
-from bert_keras.checkpoints.keys import nest
-from bert_keras.kernels.layer_norm import BertLayerNorm
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -18,17 +16,21 @@ class BertPooler(layers.Layer):
     Args:
         hidden_size: int, model width.
         initializer_range: float, stddev of the truncated normal initializer.
+        kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Example:
 
-    >>> BertPooler(32)(np.zeros((3, 7, 32), "float32")).shape
+    >>> tuple(BertPooler(32)(np.zeros((3, 7, 32), "float32")).shape)
     (3, 32)
     """
 
-    def __init__(self, hidden_size, initializer_range=0.02, **kwargs):
+    def __init__(
+        self, hidden_size, initializer_range=0.02, kernels=DEFAULT_KERNELS, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.dense = BertDense(
+        self.dense = kernel_policy.dense(
             hidden_size,
+            kernels,
             activation="tanh",
             kernel_initializer=keras.initializers.TruncatedNormal(
                 stddev=initializer_range
@@ -38,6 +40,7 @@ class BertPooler(layers.Layer):
         )
         self.hidden_size = hidden_size
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     def build(self, hidden_states_shape):
         self.dense.build((hidden_states_shape[0], hidden_states_shape[-1]))
@@ -49,15 +52,13 @@ class BertPooler(layers.Layer):
     def compute_output_shape(self, hidden_states_shape):
         return (hidden_states_shape[0], self.hidden_size)
 
-    def hf_variables(self):
-        return nest({"dense": self.dense})
-
     def get_config(self):
         config = super().get_config()
         config.update(
             {
                 "hidden_size": self.hidden_size,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config
@@ -80,6 +81,7 @@ class BertLMPredictionHead(layers.Layer):
         word_embeddings: optional `keras.layers.Embedding` to tie the decoder
             to. It is shared, not copied, and not part of `get_config()`: a
             model that owns both layers re-ties them when rebuilt.
+        kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Call args:
         hidden_states: (..., hidden) tensor; pass only the masked positions
@@ -91,7 +93,7 @@ class BertLMPredictionHead(layers.Layer):
     Example:
 
     >>> head = BertLMPredictionHead(99, 32)
-    >>> head(np.zeros((3, 7, 32), "float32")).shape
+    >>> tuple(head(np.zeros((3, 7, 32), "float32")).shape)
     (3, 7, 99)
     """
 
@@ -103,11 +105,13 @@ class BertLMPredictionHead(layers.Layer):
         layer_norm_eps=1e-12,
         initializer_range=0.02,
         word_embeddings=None,
+        kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.transform_dense = BertDense(
+        self.transform_dense = kernel_policy.dense(
             hidden_size,
+            kernels,
             kernel_initializer=keras.initializers.TruncatedNormal(
                 stddev=initializer_range
             ),
@@ -115,9 +119,13 @@ class BertLMPredictionHead(layers.Layer):
             name="transform_dense",
         )
         self.activation = get_activation(hidden_act)
-        self.transform_layer_norm = BertLayerNorm(
-            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="transform_LayerNorm"
+        self.transform_layer_norm = kernel_policy.layer_norm(
+            kernels,
+            epsilon=layer_norm_eps,
+            dtype=self.dtype_policy,
+            name="transform_LayerNorm",
         )
+        self.add_bias = kernel_policy.bias_adder(kernels)
         self.word_embeddings = word_embeddings
 
         self.vocab_size = vocab_size
@@ -125,6 +133,7 @@ class BertLMPredictionHead(layers.Layer):
         self.hidden_act = hidden_act
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
+        self.kernels = kernels
 
     @property
     def tied(self):
@@ -154,26 +163,10 @@ class BertLMPredictionHead(layers.Layer):
         )
         table = self.word_embeddings.embeddings if self.tied else self.decoder
         logits = ops.matmul(x, ops.transpose(ops.cast(table, x.dtype)))
-        return add_bias(logits, self.bias)
+        return self.add_bias(logits, self.bias)
 
     def compute_output_shape(self, hidden_states_shape):
         return tuple(hidden_states_shape)[:-1] + (self.vocab_size,)
-
-    def hf_variables(self):
-        names = nest(
-            {
-                "transform.dense": self.transform_dense,
-                "transform.LayerNorm": self.transform_layer_norm,
-            }
-        )
-        if not self.tied:
-            # Untied, transformers' forward pass uses `decoder.bias`; it still
-            # stores `bias` too. One variable serves both keys: loaded from the
-            # first the checkpoint has, saved under both.
-            names["decoder.weight"] = (self.decoder, False)
-            names["decoder.bias"] = (self.bias, False)
-        names["bias"] = (self.bias, False)
-        return names
 
     def get_config(self):
         config = super().get_config()
@@ -184,6 +177,7 @@ class BertLMPredictionHead(layers.Layer):
                 "hidden_act": self.hidden_act,
                 "layer_norm_eps": self.layer_norm_eps,
                 "initializer_range": self.initializer_range,
+                "kernels": self.kernels,
             }
         )
         return config

@@ -3,25 +3,22 @@
 import keras
 from keras import ops
 
-from bert_keras.modeling.heads import BertLMPredictionHead
-from bert_keras.training.losses import masked_cross_entropy
-from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
 from bert_keras.modeling.bert import BertModel
+from bert_keras.modeling.heads import BertLMPredictionHead
 from bert_keras.modeling.task_common import accuracy
 from bert_keras.modeling.task_common import dense
 from bert_keras.modeling.task_common import extra_outputs
 from bert_keras.modeling.task_common import get_label
 from bert_keras.modeling.task_common import mean_cross_entropy
-
-_TIED = {
-    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
-    "cls.predictions.decoder.bias": "cls.predictions.bias",
-}
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.training.trainer import Task
 
 
-def _mlm_head(config, bert, dtype):
+def _mlm_head(config, bert, dtype, kernels):
     return BertLMPredictionHead(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
@@ -32,20 +29,13 @@ def _mlm_head(config, bert, dtype):
             bert.embeddings.word_embeddings if config.tie_word_embeddings else None
         ),
         dtype=dtype,
+        kernels=kernels,
         name="predictions",
     )
 
 
-class _MaskedLMMixin:
-    @property
-    def hf_tied_weights(self):
-        if not self.config.tie_word_embeddings:
-            return {}
-        return dict(_TIED)
-
-
 @keras.saving.register_keras_serializable(package="bert_keras")
-class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
+class BertForPreTraining(BertPreTrainedModel):
     """BERT with both pretraining heads: masked LM and next-sentence prediction.
 
     Outputs: `prediction_logits` (batch, seq, vocab) and
@@ -74,13 +64,19 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
     def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
         if max_predictions_per_seq is not None:
             self.extra_input_names = ("masked_lm_positions",)
 
         # === Layers ===
-        self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.predictions = _mlm_head(config, self.bert, dtype)
-        self.seq_relationship = dense(2, config, "seq_relationship", dtype)
+        self.bert = BertModel(
+            config,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.predictions = _mlm_head(config, self.bert, dtype, kernels)
+        self.seq_relationship = dense(2, config, "seq_relationship", dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -105,7 +101,12 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
         # === Config ===
@@ -116,14 +117,7 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
         config["max_predictions_per_seq"] = self.max_predictions_per_seq
         return config
 
-    def _hf_children(self):
-        return {
-            "bert": self.bert,
-            "cls.predictions": self.predictions,
-            "cls.seq_relationship": self.seq_relationship,
-        }
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             mlm = masked_cross_entropy(
                 get_label(y, "labels", 0), y_pred["prediction_logits"], sample_weight
@@ -135,18 +129,15 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
             )
             return mlm + nsp
 
-        return loss
+        def label_ranges(y, x):
+            vocab = self.config.vocab_size
+            return [
+                ("labels", get_label(y, "labels", 0), vocab, "vocab_size", True),
+                ("next_sentence_label", get_label(y, "next_sentence_label", 1), 2,
+                 "is-next 0 or random 1", False),
+            ]  # fmt: skip
 
-    def label_ranges(self, y, x):
-        vocab = self.config.vocab_size
-        return [
-            ("labels", get_label(y, "labels", 0), vocab, "vocab_size", True),
-            ("next_sentence_label", get_label(y, "next_sentence_label", 1), 2,
-             "is-next 0 or random 1", False),
-        ]  # fmt: skip
-
-    def default_metrics(self):
-        return [
+        metrics = [
             accuracy("mlm_accuracy", "prediction_logits", "labels", 0, ignore=True),
             accuracy(
                 "nsp_accuracy", "seq_relationship_logits", "next_sentence_label", 1
@@ -159,9 +150,11 @@ class BertForPreTraining(_MaskedLMMixin, BertPreTrainedModel):
             ),
         ]
 
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
+
 
 @keras.saving.register_keras_serializable(package="bert_keras")
-class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
+class BertForMaskedLM(BertPreTrainedModel):
     """BERT with the masked-LM head (no pooler, as in transformers).
 
     Outputs: `logits` (batch, seq, vocab). Labels: (batch, seq) token ids,
@@ -179,10 +172,17 @@ class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
-        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
-        self.predictions = _mlm_head(config, self.bert, dtype)
+        self.bert = BertModel(
+            config,
+            add_pooling_layer=False,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.predictions = _mlm_head(config, self.bert, dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -194,26 +194,27 @@ class BertForMaskedLM(_MaskedLMMixin, BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
-    def _hf_children(self):
-        return {"bert": self.bert, "cls.predictions": self.predictions}
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             return masked_cross_entropy(
                 get_label(y, "labels"), y_pred["logits"], sample_weight
             )
 
-        return loss
+        def label_ranges(y, x):
+            labels = get_label(y, "labels")
+            return [("labels", labels, self.config.vocab_size, "vocab_size", True)]
 
-    def label_ranges(self, y, x):
-        labels = get_label(y, "labels")
-        return [("labels", labels, self.config.vocab_size, "vocab_size", True)]
+        metrics = [accuracy("accuracy", "logits", ignore=True)]
 
-    def default_metrics(self):
-        return [accuracy("accuracy", "logits", ignore=True)]
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -234,10 +235,16 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
-        self.bert = BertModel(config, dtype=dtype, name="bert")
-        self.seq_relationship = dense(2, config, "seq_relationship", dtype)
+        self.bert = BertModel(
+            config,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.seq_relationship = dense(2, config, "seq_relationship", dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -249,23 +256,24 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
-    def _hf_children(self):
-        return {"bert": self.bert, "cls.seq_relationship": self.seq_relationship}
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             return sparse_cross_entropy(
                 get_label(y, "labels"), y_pred["logits"], sample_weight
             )
 
-        return loss
+        def label_ranges(y, x):
+            labels = get_label(y, "labels")
+            return [("labels", labels, 2, "is-next 0 or random 1", False)]
 
-    def label_ranges(self, y, x):
-        labels = get_label(y, "labels")
-        return [("labels", labels, 2, "is-next 0 or random 1", False)]
+        metrics = [accuracy("accuracy", "logits")]
 
-    def default_metrics(self):
-        return [accuracy("accuracy", "logits")]
+        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)

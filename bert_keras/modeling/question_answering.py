@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from bert_keras.errors import ConfigError
-from bert_keras.training.losses import span_cross_entropy
+from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
 from bert_keras.modeling.bert import BertModel
@@ -12,6 +12,8 @@ from bert_keras.modeling.task_common import accuracy
 from bert_keras.modeling.task_common import dense
 from bert_keras.modeling.task_common import extra_outputs
 from bert_keras.modeling.task_common import get_label
+from bert_keras.training.losses import span_cross_entropy
+from bert_keras.training.trainer import Task
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -41,10 +43,17 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 f"Received: num_labels={config.num_labels}"
             )
         dtype = kwargs.pop("dtype", None)
+        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
 
         # === Layers ===
-        self.bert = BertModel(config, add_pooling_layer=False, dtype=dtype, name="bert")
-        self.qa_outputs = dense(config.num_labels, config, "qa_outputs", dtype)
+        self.bert = BertModel(
+            config,
+            add_pooling_layer=False,
+            dtype=dtype,
+            kernels=kernels,
+            name="bert",
+        )
+        self.qa_outputs = dense(config.num_labels, config, "qa_outputs", dtype, kernels)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -57,13 +66,15 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs, outputs=outputs, config=config, dtype=dtype, **kwargs
+            inputs=inputs,
+            outputs=outputs,
+            config=config,
+            dtype=dtype,
+            kernels=kernels,
+            **kwargs,
         )
 
-    def _hf_children(self):
-        return {"bert": self.bert, "qa_outputs": self.qa_outputs}
-
-    def default_loss(self):
+    def task(self):
         def loss(y, y_pred, sample_weight=None):
             return span_cross_entropy(
                 get_label(y, "start_positions", 0),
@@ -73,10 +84,9 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 sample_weight,
             )
 
-        return loss
-
-    def default_metrics(self):
-        return [
+        metrics = [
             accuracy("start_accuracy", "start_logits", "start_positions", 0),
             accuracy("end_accuracy", "end_logits", "end_positions", 1),
         ]
+
+        return Task(loss=loss, metrics=metrics)

@@ -5,8 +5,8 @@ import collections.abc
 import keras
 from keras import ops
 
+from bert_keras import kernels as kernel_policy
 from bert_keras.errors import InputError
-from bert_keras.kernels.dense import BertDense
 from bert_keras.training.losses import ignore_mask
 
 
@@ -76,9 +76,10 @@ def classifier_dropout(config):
     return config.hidden_dropout_prob
 
 
-def dense(units, config, name, dtype=None):
-    return BertDense(
+def dense(units, config, name, dtype=None, kernels="fast"):
+    return kernel_policy.dense(
         units,
+        kernels,
         kernel_initializer=keras.initializers.TruncatedNormal(
             stddev=config.initializer_range
         ),

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from bert_keras.errors import TrainingError
+from bert_keras.keras_private import set_initial_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                 )
                 continue
             self.restored_epoch = epoch
-            model._initial_epoch = epoch
+            set_initial_epoch(model, epoch)
             logger.info("Resuming after epoch %d from %s", epoch, path)
             return
 

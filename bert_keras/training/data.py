@@ -172,11 +172,8 @@ def to_tf_dataset(
     # size a learning-rate schedule.
     num_batches = count_batches(lengths, batch_size, boundaries, drop_remainder)
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
-    # No tf.data autotuning thread: destroying an iterator waits for it, and
-    # when it misses the wake-up it waits out its whole optimization period
-    # (~32 s, in about a third of epochs on a 2-core machine; Keras destroys
-    # the iterator at the end of every epoch). This pipeline is light enough
-    # for the default parallelism.
+    # No autotuning thread: destroying an iterator (every epoch) can wait out
+    # its whole period (docs/performance.md); this pipeline needs no tuning.
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)

@@ -3,12 +3,16 @@
 import keras
 from keras import ops
 
+from bert_keras.keras_private import OptimizerHooks
+from bert_keras.keras_private import adam_slots
+from bert_keras.keras_private import uses_weight_decay
+
 # Biases and LayerNorm parameters are not decayed (BERT's recipe, HF's Trainer).
 NO_DECAY_NAMES = ("bias", "gamma", "beta")
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
-class AdamW(keras.optimizers.AdamW):
+class AdamW(OptimizerHooks, keras.optimizers.AdamW):
     """`keras.optimizers.AdamW` whose Adam step is one fused kernel per weight.
 
     Keras writes the Adam update as about ten element-wise operations per
@@ -25,18 +29,16 @@ class AdamW(keras.optimizers.AdamW):
     own code.
     """
 
-    def _clip_gradients(self, grads):
-        # Global-norm clipping with one reduction per gradient (Keras: square,
-        # then sum), and the embedding gradients clipped as the rows a batch
-        # touched instead of the whole (vocabulary, hidden) table: the same
-        # norm and scale as Keras', several passes over 90 MB fewer.
+    def clip_gradients(self, grads):
+        """Keras' global-norm clipping, one reduction per gradient; embedding
+        gradients clipped as the rows a batch touched. None: Keras' own."""
         if (
             keras.backend.backend() != "tensorflow"
             or not self.global_clipnorm
             or self.clipnorm
             or self.clipvalue
         ):
-            return super()._clip_gradients(grads)
+            return None
         import tensorflow as tf
 
         grads = [
@@ -63,24 +65,25 @@ class AdamW(keras.optimizers.AdamW):
 
         return [None if g is None else scaled(g) for g in grads]
 
-    def _apply_weight_decay(self, variables):
-        # `w -= lr * decay * w` as `w *= 1 - lr * decay`: one product per
-        # weight, whose result TensorFlow's assignment adopts as the
-        # variable's buffer (Keras: three element-wise passes and a copy);
-        # under a distribution strategy, Keras' own.
+    def apply_weight_decay(self, variables):
+        """`w -= lr * decay * w` as one product, `w *= 1 - lr * decay`.
+
+        Returns True when applied; None hands it to Keras (other backends,
+        distribution strategies)."""
         if keras.backend.backend() != "tensorflow" or self.weight_decay is None:
-            return super()._apply_weight_decay(variables)
+            return None
         import tensorflow as tf
 
         if tf.distribute.has_strategy():
-            return super()._apply_weight_decay(variables)
+            return None
         for variable in variables:
-            if self._use_weight_decay(variable):
+            if uses_weight_decay(self, variable):
                 dtype = variable.dtype
                 rate = tf.cast(self.learning_rate, dtype) * tf.cast(
                     self.weight_decay, dtype
                 )
                 variable.assign(variable * (1 - rate))
+        return True
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow" or self.amsgrad:
@@ -88,9 +91,7 @@ class AdamW(keras.optimizers.AdamW):
         import tensorflow as tf
 
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        momentum = self._momentums[index]
-        velocity = self._velocities[index]
+        momentum, velocity = adam_slots(self, variable)
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
         step = tf.cast(self.iterations + 1, dtype)

@@ -1,0 +1,87 @@
+"""Every use of a private Keras member, in one place.
+
+Written against Keras 3.15 (`KERAS_VERSION`). Each member used here is pinned
+by tests/test_keras_private.py, which fails when a Keras upgrade changes its
+name or signature: fix the one function or hook here, nothing else.
+"""
+
+KERAS_VERSION = "3.15"
+
+# The private members used below, with the arguments bert_keras passes.
+PINNED_MEMBERS = {
+    "keras.Model._maybe_symbolic_build": ("self", "iterator", "data_batch"),
+    "keras.Model._flatten_layers": ("self", "include_self", "recursive"),
+    "keras.Model._distribute_strategy": None,  # attribute
+    "keras.Model._initial_epoch": None,  # attribute read by fit()
+    "keras.optimizers.Optimizer._clip_gradients": ("self", "grads"),
+    "keras.optimizers.Optimizer._apply_weight_decay": ("self", "variables"),
+    "keras.optimizers.Optimizer._use_weight_decay": ("self", "variable"),
+    "keras.optimizers.Optimizer._get_variable_index": ("self", "variable"),
+    "keras.optimizers.Adam._momentums": None,  # attribute, after build()
+    "keras.optimizers.Adam._velocities": None,  # attribute, after build()
+}
+
+
+def distribute_strategy(model):
+    """The strategy `model` was created under, or None (Keras' own record)."""
+    return model._distribute_strategy
+
+
+def all_layers(model):
+    """Every layer inside `model`, recursively."""
+    return list(model._flatten_layers())
+
+
+def set_initial_epoch(model, epoch):
+    """Makes the next `fit()` start at `epoch` (what Keras' BackupAndRestore does)."""
+    model._initial_epoch = epoch
+
+
+def adam_slots(optimizer, variable):
+    """`(momentum, velocity)`: an Adam optimizer's slots for `variable`."""
+    index = optimizer._get_variable_index(variable)
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
+def uses_weight_decay(optimizer, variable):
+    """Whether `optimizer` decays `variable` (its exclusions applied)."""
+    return optimizer._use_weight_decay(variable)
+
+
+class OptimizerHooks:
+    """Routes Keras' private optimizer hooks to public methods of a subclass.
+
+    A subclass defines `clip_gradients(grads)` and
+    `apply_weight_decay(variables)`; returning None hands the call back to
+    Keras' own implementation.
+    """
+
+    def _clip_gradients(self, grads):
+        clipped = self.clip_gradients(grads)
+        return super()._clip_gradients(grads) if clipped is None else clipped
+
+    def _apply_weight_decay(self, variables):
+        if self.apply_weight_decay(variables) is None:
+            return super()._apply_weight_decay(variables)
+
+
+class ModelHooks:
+    """Overrides Keras' private model hooks through a public predicate.
+
+    Under a tf.distribute strategy Keras' TF trainer takes one batch from
+    `fit`'s iterator to build the model even when nothing needs data to build;
+    with a repeated dataset and `steps_per_epoch` that batch is never trained
+    on. A subclass's `needs_data_to_build()` says when Keras' way is needed;
+    otherwise only the optimizer is built, without touching the data.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if (
+            iterator is None
+            or distribute_strategy(self) is None
+            or self.needs_data_to_build()
+        ):
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)

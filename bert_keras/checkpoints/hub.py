@@ -21,13 +21,13 @@ from bert_keras.checkpoints.download import resolve
 from bert_keras.checkpoints.loading import load_weights
 from bert_keras.checkpoints.model_card import model_card
 from bert_keras.config import BertConfig
-from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError
 from bert_keras.errors import UnsafeCheckpointError
+from bert_keras.kernels import DEFAULT_KERNELS
 
 logger = logging.getLogger(__name__)
 

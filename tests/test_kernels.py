@@ -335,3 +335,22 @@ def test_kernels_survive_keras_and_hf_round_trips(tmp_path):
     )
     assert loaded.kernels == "reference" and _kernel_classes(loaded) == set()
     assert "kernels" not in (tmp_path / "hf" / "config.json").read_text()
+
+
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_every_layer_gets_the_model_dtype_and_kernels(kernels):
+    import bert_keras as bk
+
+    for name in ("BertForPreTraining", "BertForMultipleChoice"):
+        model = getattr(bk, name)(
+            tiny_config(name), dtype="mixed_bfloat16", kernels=kernels
+        )
+        layers = [
+            layer
+            for layer in all_layers(model)
+            if layer is not model and not isinstance(layer, keras.layers.InputLayer)
+        ]
+        assert {layer.dtype_policy.name for layer in layers} == {"mixed_bfloat16"}
+        assert {layer.kernels for layer in layers if hasattr(layer, "kernels")} == {
+            kernels
+        }

@@ -60,6 +60,7 @@ def resolve(name_or_path, **download):
 
     Example:
 
+    >>> _ = model.save_pretrained("out/")
     >>> resolve("out/")
     ('out/', None)
     """
@@ -98,8 +99,9 @@ def find_weights(directory, repo_id, download, *, allow_pickle=False):
 
     Example:
 
+    >>> _ = model.save_pretrained("out/")
     >>> find_weights(*resolve("out/"), {})
-    ['/abs/out/model.safetensors']
+    ['.../out/model.safetensors']
     """
     weight_names = {
         checkpoint_io.SAFE_WEIGHTS_NAME,

@@ -85,8 +85,7 @@ def load_pretrained(
 
     Example:
 
-    >>> model = load_pretrained(BertForSequenceClassification,
-    ...                         "google-bert/bert-base-uncased", num_labels=2)
+    >>> model = load_pretrained(BertForSequenceClassification, path, num_labels=2)
     """
     del trust_remote_code  # Never used: see _read_config_dict.
     download = dict(
@@ -282,7 +281,7 @@ def push_to_hub(
 
     Example:
 
-    >>> push_to_hub(model, "me/bert-sst2", tokenizer=tokenizer,
+    >>> push_to_hub(model, "me/bert-sst2", tokenizer=tokenizer,  # doctest: +SKIP
     ...             datasets=["nyu-mll/glue"], results={"accuracy": 0.92})
     """
     api = HfApi(token=token)

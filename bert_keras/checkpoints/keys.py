@@ -134,7 +134,8 @@ def hf_variables(model):
 
     Example:
 
-    >>> sorted(hf_variables(model))[:2]  # a BertForSequenceClassification
+    >>> model = BertForSequenceClassification(config)
+    >>> sorted(hf_variables(model))[:2]
     ['bert.embeddings.LayerNorm.bias', 'bert.embeddings.LayerNorm.weight']
     """
     return KEY_MAPS[model.hf_architecture](model)

@@ -51,6 +51,7 @@ def match_keys(model, checkpoint_shapes):
 
     Example:
 
+    >>> model = BertForSequenceClassification(config)
     >>> match_keys(model, {"bert.pooler.dense.weight": (32, 32)})["matches"]
     {'bert.pooler.dense.weight': 'bert.pooler.dense.weight'}
     """
@@ -135,8 +136,12 @@ def load_weights(model, checkpoint, source, *, ignore_mismatched_sizes=False):
 
     Example:
 
+    >>> from bert_keras.checkpoints.reading import Checkpoint, find_weight_files
+    >>> _ = model.save_pretrained("out/")
     >>> with Checkpoint(find_weight_files("out/")) as checkpoint:
     ...     info = load_weights(model, checkpoint, "out/")
+    >>> info["missing_keys"], info["unexpected_keys"]
+    ([], [])
     """
     plan = match_keys(model, checkpoint.shapes)
     model_name = type(model).__name__

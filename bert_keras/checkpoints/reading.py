@@ -52,8 +52,9 @@ def find_weight_files(directory, *, allow_pickle=False):
 
     Example:
 
+    >>> _ = model.save_pretrained("out/")
     >>> find_weight_files("out/")
-    ['/abs/out/model.safetensors']
+    ['.../out/model.safetensors']
     """
     directory = os.path.abspath(directory)
     for name, index_name in (

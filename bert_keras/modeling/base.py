@@ -19,6 +19,14 @@ from bert_keras.training.inputs import prepare_inputs
 from bert_keras.training.trainer import TaskTrainer
 
 
+def layer_options(kwargs):
+    """Pops what every layer of a model takes from its kwargs: dtype, kernels."""
+    return {
+        "dtype": kwargs.pop("dtype", None),
+        "kernels": kwargs.pop("kernels", DEFAULT_KERNELS),
+    }
+
+
 def bert_inputs(rank=2):
     """The functional model's inputs: int32, any batch and sequence length."""
     shape = (None,) * (rank - 1)
@@ -98,8 +106,7 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
 
         Example:
 
-        >>> model = BertForSequenceClassification.from_pretrained(
-        ...     "google-bert/bert-base-uncased", num_labels=2)
+        >>> model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
         """
         from bert_keras.checkpoints import hub
 
@@ -119,6 +126,8 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         Example:
 
         >>> model.save_pretrained("out/", tokenizer=tokenizer)
+        ['out/config.json', 'out/model.safetensors', 'out/tokenizer_config.json',
+         'out/tokenizer.json']
         """
         from bert_keras.checkpoints import hub
 
@@ -129,7 +138,7 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
 
         Example:
 
-        >>> model.push_to_hub("me/my-bert", tokenizer=tokenizer)
+        >>> model.push_to_hub("me/my-bert", tokenizer=tokenizer)  # doctest: +SKIP
         """
         from bert_keras.checkpoints import hub
 

@@ -4,9 +4,9 @@ import keras
 from keras import ops
 
 from bert_keras import kernels as kernel_policy
-from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.base import layer_options
 from bert_keras.modeling.embeddings import BertEmbeddings
 from bert_keras.modeling.encoder import BertEncoder
 from bert_keras.modeling.heads import BertPooler
@@ -32,18 +32,17 @@ class BertModel(BertPreTrainedModel):
 
     Example:
 
-    >>> model = BertModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+    >>> model = BertModel.from_pretrained(path)  # all-MiniLM-L6-v2
     >>> batch = tokenizer(["Hello world"], return_tensors="np")
-    >>> model(dict(batch))["last_hidden_state"].shape
-    TensorShape([1, 4, 384])
+    >>> tuple(model(dict(batch))["last_hidden_state"].shape)
+    (1, 4, 384)
     """
 
     hf_architecture = "BertModel"
 
     def __init__(self, config=None, add_pooling_layer=True, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
         initializer_range = config.initializer_range
@@ -55,8 +54,7 @@ class BertModel(BertPreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             dropout_rate=config.hidden_dropout_prob,
             initializer_range=initializer_range,
-            kernels=kernels,
-            dtype=dtype,
+            **options,
             name="embeddings",
         )
         self.encoder = BertEncoder(
@@ -69,16 +67,14 @@ class BertModel(BertPreTrainedModel):
             attention_dropout_rate=config.attention_probs_dropout_prob,
             layer_norm_eps=config.layer_norm_eps,
             initializer_range=initializer_range,
-            kernels=kernels,
-            dtype=dtype,
+            **options,
             name="encoder",
         )
         self.pooler = (
             BertPooler(
                 config.hidden_size,
                 initializer_range=initializer_range,
-                kernels=kernels,
-                dtype=dtype,
+                **options,
                 name="pooler",
             )
             if add_pooling_layer
@@ -97,12 +93,7 @@ class BertModel(BertPreTrainedModel):
         if config.output_attentions:
             outputs["attentions"] = encoded["attentions"]
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
         # === Config ===

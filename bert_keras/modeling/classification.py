@@ -5,9 +5,9 @@ from keras import ops
 
 from bert_keras import kernels as kernel_policy
 from bert_keras.errors import ConfigError
-from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.base import layer_options
 from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.heads import FlattenChoices
 from bert_keras.modeling.heads import UnflattenChoices
@@ -16,8 +16,8 @@ from bert_keras.modeling.task_common import classifier_dropout
 from bert_keras.modeling.task_common import dense
 from bert_keras.modeling.task_common import extra_outputs
 from bert_keras.modeling.task_common import get_label
+from bert_keras.modeling.task_common import logits_task
 from bert_keras.training.losses import binary_cross_entropy
-from bert_keras.training.losses import masked_cross_entropy
 from bert_keras.training.losses import mean_squared_error
 from bert_keras.training.losses import sparse_cross_entropy
 from bert_keras.training.trainer import Task
@@ -75,7 +75,10 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     >>> model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
     >>> model.compile()
-    >>> model.fit(train_ds, validation_data=dev_ds, epochs=3)
+    >>> batch = tokenizer(["A great film.", "A dull film."], padding=True,
+    ...                   return_tensors="np")
+    >>> train_ds = tf.data.Dataset.from_tensor_slices((dict(batch), [1, 0])).batch(2)
+    >>> history = model.fit(train_ds, validation_data=train_ds, epochs=3, verbose=0)
     """
 
     hf_architecture = "BertForSequenceClassification"
@@ -87,20 +90,12 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 f"Unknown `problem_type`. Expected one of {PROBLEM_TYPES} or None. "
                 f"Received: problem_type={config.problem_type!r}"
             )
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.dropout = kernel_policy.dropout(
-            classifier_dropout(config), kernels, dtype=dtype
-        )
-        self.classifier = dense(config.num_labels, config, "classifier", dtype, kernels)
+        self.bert = BertModel(config, name="bert", **options)
+        self.dropout = kernel_policy.dropout(classifier_dropout(config), **options)
+        self.classifier = dense(config.num_labels, config, "classifier", **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -108,12 +103,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(encoded["pooler_output"]))
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     @property
@@ -161,21 +151,12 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            add_pooling_layer=False,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.dropout = kernel_policy.dropout(
-            classifier_dropout(config), kernels, dtype=dtype
-        )
-        self.classifier = dense(config.num_labels, config, "classifier", dtype, kernels)
+        self.bert = BertModel(config, add_pooling_layer=False, name="bert", **options)
+        self.dropout = kernel_policy.dropout(classifier_dropout(config), **options)
+        self.classifier = dense(config.num_labels, config, "classifier", **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -183,27 +164,11 @@ class BertForTokenClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(encoded["last_hidden_state"]))
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     def task(self):
-        def loss(y, y_pred, sample_weight=None):
-            return masked_cross_entropy(
-                get_label(y, "labels"), y_pred["logits"], sample_weight
-            )
-
-        def label_ranges(y, x):
-            labels = get_label(y, "labels")
-            return [("labels", labels, self.config.num_labels, "num_labels", True)]
-
-        metrics = [accuracy("accuracy", "logits", ignore=True)]
-
-        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
+        return logits_task(self.config.num_labels, "num_labels", ignore=True)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -215,9 +180,11 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     Example:
 
-    >>> model = BertForMultipleChoice(config)
+    >>> model = BertForMultipleChoice.from_pretrained(path)
+    >>> ctx = "She opened the umbrella because"
+    >>> choices = ["it rained.", "it was dry.", "she was hungry.", "the sun set."]
     >>> pairs = tokenizer([ctx] * 4, choices, padding=True, return_tensors="np")
-    >>> model({k: v[None] for k, v in pairs.items()})["logits"].shape
+    >>> tuple(model({k: v[None] for k, v in pairs.items()})["logits"].shape)
     (1, 4)
     """
 
@@ -226,22 +193,18 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.flatten_choices = FlattenChoices(dtype=dtype, name="flatten_choices")
-        self.bert = BertModel(
-            config,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
+        self.flatten_choices = FlattenChoices(
+            dtype=options["dtype"], name="flatten_choices"
         )
-        self.dropout = kernel_policy.dropout(
-            classifier_dropout(config), kernels, dtype=dtype
+        self.bert = BertModel(config, name="bert", **options)
+        self.dropout = kernel_policy.dropout(classifier_dropout(config), **options)
+        self.classifier = dense(1, config, "classifier", **options)
+        self.unflatten_choices = UnflattenChoices(
+            dtype=options["dtype"], name="unflatten_choices"
         )
-        self.classifier = dense(1, config, "classifier", dtype, kernels)
-        self.unflatten_choices = UnflattenChoices(dtype=dtype, name="unflatten_choices")
 
         # === Functional Model ===
         inputs = bert_inputs(rank=3)
@@ -252,26 +215,11 @@ class BertForMultipleChoice(BertPreTrainedModel):
         logits = self.unflatten_choices(scores, inputs["input_ids"])
         outputs = {"logits": ops.cast(logits, "float32"), **extra_outputs(encoded)}
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     def task(self):
-        def loss(y, y_pred, sample_weight=None):
-            return sparse_cross_entropy(
-                get_label(y, "labels"), y_pred["logits"], sample_weight
-            )
+        def choices(x):
+            return ops.shape(x["input_ids"])[1]
 
-        def label_ranges(y, x):
-            choices = ops.shape(x["input_ids"])[1]
-            return [
-                ("labels", get_label(y, "labels"), choices, "number of choices", False)
-            ]
-
-        metrics = [accuracy("accuracy", "logits")]
-
-        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
+        return logits_task(choices, "number of choices")

@@ -26,7 +26,7 @@ class BertEmbeddings(layers.Layer):
     Example:
 
     >>> embeddings = BertEmbeddings(99, 32, 64, 2)
-    >>> embeddings(np.ones((3, 7), "int32"), np.zeros((3, 7), "int32")).shape
+    >>> tuple(embeddings(np.ones((3, 7), "int32"), np.zeros((3, 7), "int32")).shape)
     (3, 7, 32)
     """
 
@@ -44,27 +44,21 @@ class BertEmbeddings(layers.Layer):
     ):
         super().__init__(**kwargs)
         initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
-        self.word_embeddings = layers.Embedding(
-            vocab_size,
-            hidden_size,
-            embeddings_initializer=initializer,
-            dtype=self.dtype_policy,
-            name="word_embeddings",
+
+        def embedding(rows, name):
+            return layers.Embedding(
+                rows,
+                hidden_size,
+                embeddings_initializer=initializer,
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.word_embeddings = embedding(vocab_size, "word_embeddings")
+        self.position_embeddings = embedding(
+            max_position_embeddings, "position_embeddings"
         )
-        self.position_embeddings = layers.Embedding(
-            max_position_embeddings,
-            hidden_size,
-            embeddings_initializer=initializer,
-            dtype=self.dtype_policy,
-            name="position_embeddings",
-        )
-        self.token_type_embeddings = layers.Embedding(
-            type_vocab_size,
-            hidden_size,
-            embeddings_initializer=initializer,
-            dtype=self.dtype_policy,
-            name="token_type_embeddings",
-        )
+        self.token_type_embeddings = embedding(type_vocab_size, "token_type_embeddings")
         self.layer_norm = kernel_policy.layer_norm(
             kernels, epsilon=layer_norm_eps, dtype=self.dtype_policy, name="LayerNorm"
         )

@@ -3,22 +3,23 @@
 import keras
 from keras import ops
 
-from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.base import layer_options
 from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.heads import BertLMPredictionHead
 from bert_keras.modeling.task_common import accuracy
 from bert_keras.modeling.task_common import dense
 from bert_keras.modeling.task_common import extra_outputs
 from bert_keras.modeling.task_common import get_label
+from bert_keras.modeling.task_common import logits_task
 from bert_keras.modeling.task_common import mean_cross_entropy
 from bert_keras.training.losses import masked_cross_entropy
 from bert_keras.training.losses import sparse_cross_entropy
 from bert_keras.training.trainer import Task
 
 
-def _mlm_head(config, bert, dtype, kernels):
+def _mlm_head(config, bert, **options):
     return BertLMPredictionHead(
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
@@ -28,9 +29,8 @@ def _mlm_head(config, bert, dtype, kernels):
         word_embeddings=(
             bert.embeddings.word_embeddings if config.tie_word_embeddings else None
         ),
-        dtype=dtype,
-        kernels=kernels,
         name="predictions",
+        **options,
     )
 
 
@@ -53,30 +53,27 @@ class BertForPreTraining(BertPreTrainedModel):
 
     Example:
 
-    >>> model = BertForPreTraining(BertConfig(num_hidden_layers=4))
+    >>> model = BertForPreTraining(config)
     >>> model.compile()
+    >>> mlm_labels = np.full_like(inputs["input_ids"], -100)  # -100: not masked
+    >>> mlm_labels[:, 1] = inputs["input_ids"][:, 1]
+    >>> nsp_labels = np.array([0, 1, 0])
     >>> labels = {"labels": mlm_labels, "next_sentence_label": nsp_labels}
-    >>> model.fit(features, labels)
+    >>> history = model.fit(inputs, labels, verbose=0)
     """
 
     hf_architecture = "BertForPreTraining"
 
     def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
         if max_predictions_per_seq is not None:
             self.extra_input_names = ("masked_lm_positions",)
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.predictions = _mlm_head(config, self.bert, dtype, kernels)
-        self.seq_relationship = dense(2, config, "seq_relationship", dtype, kernels)
+        self.bert = BertModel(config, name="bert", **options)
+        self.predictions = _mlm_head(config, self.bert, **options)
+        self.seq_relationship = dense(2, config, "seq_relationship", **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -101,12 +98,7 @@ class BertForPreTraining(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
         # === Config ===
@@ -162,27 +154,22 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     Example:
 
-    >>> model = BertForMaskedLM.from_pretrained("google-bert/bert-base-uncased")
+    >>> model = BertForMaskedLM.from_pretrained(path)
     >>> logits = model(dict(tokenizer(["Paris is the [MASK] of France."],
     ...                               return_tensors="np")))["logits"]
+    >>> tuple(logits.shape)
+    (1, 9, 30522)
     """
 
     hf_architecture = "BertForMaskedLM"
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            add_pooling_layer=False,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.predictions = _mlm_head(config, self.bert, dtype, kernels)
+        self.bert = BertModel(config, add_pooling_layer=False, name="bert", **options)
+        self.predictions = _mlm_head(config, self.bert, **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -194,27 +181,11 @@ class BertForMaskedLM(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     def task(self):
-        def loss(y, y_pred, sample_weight=None):
-            return masked_cross_entropy(
-                get_label(y, "labels"), y_pred["logits"], sample_weight
-            )
-
-        def label_ranges(y, x):
-            labels = get_label(y, "labels")
-            return [("labels", labels, self.config.vocab_size, "vocab_size", True)]
-
-        metrics = [accuracy("accuracy", "logits", ignore=True)]
-
-        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
+        return logits_task(self.config.vocab_size, "vocab_size", ignore=True)
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -227,24 +198,20 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     Example:
 
     >>> model = BertForNextSentencePrediction.from_pretrained(path)
-    >>> model(dict(tokenizer(["A sentence."], ["Its sequel."], return_tensors="np")))
+    >>> batch = tokenizer(["A sentence."], ["Its sequel."], return_tensors="np")
+    >>> tuple(model(dict(batch))["logits"].shape)
+    (1, 2)
     """
 
     hf_architecture = "BertForNextSentencePrediction"
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.seq_relationship = dense(2, config, "seq_relationship", dtype, kernels)
+        self.bert = BertModel(config, name="bert", **options)
+        self.seq_relationship = dense(2, config, "seq_relationship", **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -256,24 +223,8 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     def task(self):
-        def loss(y, y_pred, sample_weight=None):
-            return sparse_cross_entropy(
-                get_label(y, "labels"), y_pred["logits"], sample_weight
-            )
-
-        def label_ranges(y, x):
-            labels = get_label(y, "labels")
-            return [("labels", labels, 2, "is-next 0 or random 1", False)]
-
-        metrics = [accuracy("accuracy", "logits")]
-
-        return Task(loss=loss, label_ranges=label_ranges, metrics=metrics)
+        return logits_task(2, "is-next 0 or random 1")

@@ -4,9 +4,9 @@ import keras
 from keras import ops
 
 from bert_keras.errors import ConfigError
-from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
+from bert_keras.modeling.base import layer_options
 from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.task_common import accuracy
 from bert_keras.modeling.task_common import dense
@@ -28,6 +28,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     Example:
 
     >>> model = BertForQuestionAnswering.from_pretrained(path)
+    >>> question, context = "Where is it?", "It is in Paris."
     >>> out = model(dict(tokenizer([question], [context], return_tensors="np")))
     >>> start, end = out["start_logits"].argmax(-1), out["end_logits"].argmax(-1)
     """
@@ -42,18 +43,11 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 "token, so it needs num_labels=2 (transformers' default). "
                 f"Received: num_labels={config.num_labels}"
             )
-        dtype = kwargs.pop("dtype", None)
-        kernels = kwargs.pop("kernels", DEFAULT_KERNELS)
+        options = layer_options(kwargs)  # dtype and kernels, for every layer
 
         # === Layers ===
-        self.bert = BertModel(
-            config,
-            add_pooling_layer=False,
-            dtype=dtype,
-            kernels=kernels,
-            name="bert",
-        )
-        self.qa_outputs = dense(config.num_labels, config, "qa_outputs", dtype, kernels)
+        self.bert = BertModel(config, add_pooling_layer=False, name="bert", **options)
+        self.qa_outputs = dense(config.num_labels, config, "qa_outputs", **options)
 
         # === Functional Model ===
         inputs = bert_inputs()
@@ -66,12 +60,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             **extra_outputs(encoded),
         }
         super().__init__(
-            inputs=inputs,
-            outputs=outputs,
-            config=config,
-            dtype=dtype,
-            kernels=kernels,
-            **kwargs,
+            inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
 
     def task(self):

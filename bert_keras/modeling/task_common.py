@@ -8,6 +8,9 @@ from keras import ops
 from bert_keras import kernels as kernel_policy
 from bert_keras.errors import InputError
 from bert_keras.training.losses import ignore_mask
+from bert_keras.training.losses import masked_cross_entropy
+from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.training.trainer import Task
 
 
 def get_label(y, key, position=0):
@@ -95,3 +98,32 @@ def extra_outputs(bert_outputs):
         for key in ("hidden_states", "attentions")
         if key in bert_outputs
     }
+
+
+def logits_task(high, what, ignore=False):
+    """The `Task` of a head whose `logits` score classes given by `labels`.
+
+    Args:
+        high: int, the number of classes, or `high(x)` of the features.
+        what: str, where `high` comes from, for error messages.
+        ignore: bool; per-token labels, -100 where a position does not count.
+
+    Returns:
+        `Task` with cross-entropy loss, accuracy, and labels in `[0, high)`.
+
+    Example:
+
+    >>> logits_task(2, "is-next 0 or random 1").metrics[0][0].name
+    'accuracy'
+    """
+    cross_entropy = masked_cross_entropy if ignore else sparse_cross_entropy
+
+    def loss(y, y_pred, sample_weight=None):
+        return cross_entropy(get_label(y, "labels"), y_pred["logits"], sample_weight)
+
+    def label_ranges(y, x):
+        limit = high(x) if callable(high) else high
+        return [("labels", get_label(y, "labels"), limit, what, ignore)]
+
+    metrics = [accuracy("accuracy", "logits", ignore=ignore)]
+    return Task(loss=loss, metrics=metrics, label_ranges=label_ranges)

@@ -39,8 +39,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(ds, epochs=10, steps_per_epoch=500,
-    ...           callbacks=[ResumableCheckpoint("out/backup")])
+    >>> model = BertForSequenceClassification(config)
+    >>> model.compile()
+    >>> history = model.fit(dataset.repeat(), epochs=2, steps_per_epoch=5,
+    ...                     callbacks=[ResumableCheckpoint("out/backup")], verbose=0)
     """
 
     def __init__(self, backup_dir, keep=2, delete_on_end=False):
@@ -130,7 +132,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     Example:
 
-    >>> model.fit(ds, epochs=3, callbacks=[StopOnNonFiniteLoss()])
+    >>> model = BertForSequenceClassification(config)
+    >>> model.compile()
+    >>> history = model.fit(dataset, epochs=3, callbacks=[StopOnNonFiniteLoss()],
+    ...                     verbose=0)
     """
 
     def on_train_batch_end(self, batch, logs=None):

@@ -58,9 +58,14 @@ def to_tf_dataset(
 
     Example:
 
+    >>> import datasets
+    >>> raw = datasets.Dataset.from_dict(
+    ...     {"sentence": ["A great film.", "A dull one."], "label": [1, 0]})
     >>> encoded = raw.map(lambda b: tokenizer(b["sentence"]), batched=True)
     >>> train_ds = to_tf_dataset(encoded, 32, shuffle=True, seed=0)
-    >>> model.fit(train_ds, epochs=3)
+    >>> model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
+    >>> model.compile()
+    >>> history = model.fit(train_ds, epochs=3, verbose=0)
     """
     if batch_size <= 0:
         raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")

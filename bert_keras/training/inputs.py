@@ -35,7 +35,9 @@ def prepare_inputs(model, inputs):
 
     Example:
 
-    >>> prepare_inputs(model, {"input_ids": [[101, 7, 102]]})["attention_mask"]
+    >>> mask = prepare_inputs(model, {"input_ids": [[1, 7, 2]]})["attention_mask"]
+    >>> mask.numpy().tolist()
+    [[1, 1, 1]]
     """
     if not isinstance(inputs, collections.abc.Mapping):
         inputs = {"input_ids": inputs}

@@ -50,6 +50,10 @@ class MaskedLMMasker:
 
     >>> masker = MaskedLMMasker(30522, tokenizer.mask_token_id,
     ...                         tokenizer.all_special_ids, 20, seed=0)
+    >>> texts = ["The lobster is large.", "It lives in the sea."]
+    >>> batch = tokenizer(texts, padding="max_length", max_length=16,
+    ...                   return_tensors="np")
+    >>> dataset = tf.data.Dataset.from_tensor_slices(dict(batch)).batch(2)
     >>> dataset = dataset.map(masker)
     """
 

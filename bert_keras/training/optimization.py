@@ -143,7 +143,7 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     >>> schedule = WarmupLinearDecay(2e-5, total_steps=1000, warmup_steps=100)
-    >>> float(schedule(50))
+    >>> round(float(schedule(50)), 12)
     1e-05
     """
 
@@ -209,7 +209,8 @@ def create_optimizer(
 
     Example:
 
-    >>> optimizer = create_optimizer(2e-5, total_steps=3 * len(train_ds),
+    >>> model = BertForSequenceClassification(config)
+    >>> optimizer = create_optimizer(2e-5, total_steps=3 * len(dataset),
     ...                              warmup_ratio=0.1)
     >>> model.compile(optimizer=optimizer)
     """

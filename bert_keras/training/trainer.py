@@ -202,8 +202,9 @@ class TaskTrainer(ModelHooks):
 
         Example:
 
+        >>> model = BertForSequenceClassification(config)
         >>> model.compile()
-        >>> model.fit(dataset_of_features_and_labels, epochs=3)
+        >>> history = model.fit(dataset, epochs=3, verbose=0)
         """
         default_optimizer = isinstance(optimizer, str) and optimizer == "auto"
         if default_optimizer:

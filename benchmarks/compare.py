@@ -38,19 +38,16 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from compare_worker import SHAPES
-from compare_worker import VOCAB_SIZE
-from glue_vs_transformers import default_model
-from glue_vs_transformers import machine
+from harness import REPO_ROOT
+from harness import flags
+from harness import processes
+from harness import results
+from harness import workloads
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(HERE)
-WORKER = os.path.join(HERE, "compare_worker.py")
+WORKER = os.path.join(REPO_ROOT, "benchmarks", "compare_worker.py")
 DEFAULT_DATA = os.path.join(REPO_ROOT, "tasks", "data", "glue")
 SYSTEMS = {
     "train": ("bert_keras", "keras_hub", "torch"),
@@ -71,65 +68,27 @@ def parse_args(argv=None):
         default=["train", "infer", "pretrain", "sst2"],
     )
     parser.add_argument(
-        "--shapes", nargs="+", choices=sorted(SHAPES), default=["minilm", "base"]
+        "--shapes",
+        nargs="+",
+        choices=sorted(workloads.SHAPES),
+        default=["minilm", "base"],
     )
     parser.add_argument(
         "--precisions", nargs="+", choices=("bf16", "fp32"), default=["bf16", "fp32"]
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sst2-repeats", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-length", type=int, default=128)
-    parser.add_argument("--masked-positions", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--model", default=None, help="sst2 checkpoint; default MiniLM")
+    workloads.add_step_flags(parser)
+    flags.add_threads(parser)
+    flags.add_model(parser, help="sst2 checkpoint; default MiniLM")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="GLUE layout")
     parser.add_argument("--train-samples", type=int, default=8000)
     parser.add_argument("--output", default="compare.json")
-    parser.add_argument("--work-dir", default=None, help="default: a temp dir")
+    flags.add_work_dir(parser)
     args = parser.parse_args(argv)
     if "sst2" in args.workloads and args.model is None:
-        args.model = default_model()
+        args.model = flags.default_model()
     return args
-
-
-# === FLOPs (matrix products only: what MFU counts) ===
-
-
-def encoder_flops(shape, batch, seq):
-    h, i, layers = shape["hidden"], shape["intermediate"], shape["layers"]
-    tokens = batch * seq
-    projections = 2 * tokens * (4 * h * h + 2 * h * i)
-    attention = 2 * 2 * batch * seq * seq * h  # scores and weighted values
-    return layers * (projections + attention) + 2 * batch * h * h  # + pooler
-
-
-def skipped_flops(shape, batch, seq, rows):
-    """Products bert_keras leaves out when the last layer computes `rows` of
-    the `seq` positions of each sequence (keys and values still cover all)."""
-    h, i = shape["hidden"], shape["intermediate"]
-    unused = batch * (seq - rows)  # query rows left out
-    # Query and output projections, feed-forward, and both attention products.
-    return 2 * unused * (2 * h * h + 2 * h * i) + 2 * 2 * unused * seq * h
-
-
-def workload_flops(workload, shape_name, args, system=None):
-    """Matrix-product FLOPs of one step: the full model's (what MFU counts),
-    or with `system="bert_keras"` the ones it executes."""
-    shape = SHAPES[shape_name]
-    forward = encoder_flops(shape, args.batch_size, args.seq_length)
-    if workload == "pretrain":
-        h, positions = shape["hidden"], args.batch_size * args.masked_positions
-        forward += 2 * positions * (h * h + h * VOCAB_SIZE)
-    if system == "bert_keras":
-        # Its last layer runs at [CLS] only (classification) or at [CLS] and
-        # the masked positions (pretraining).
-        rows = 1 + (args.masked_positions if workload == "pretrain" else 0)
-        forward -= skipped_flops(shape, args.batch_size, args.seq_length, rows)
-    # Backward costs twice the forward products (input and weight gradients).
-    return forward if workload == "infer" else 3 * forward
 
 
 # === Running workers ===
@@ -138,60 +97,19 @@ def workload_flops(workload, shape_name, args, system=None):
 def run_worker(system, workload, shape, precision, args, work_dir, index):
     output = os.path.join(work_dir, f"{index:03d}_{system}_{workload}.json")
     command = [
-        sys.executable,
-        WORKER,
-        "--system",
-        system,
-        "--workload",
-        workload,
-        "--shape",
-        shape,
-        "--precision",
-        precision,
-        "--batch-size",
-        str(args.batch_size),
-        "--seq-length",
-        str(args.seq_length),
-        "--masked-positions",
-        str(args.masked_positions),
-        "--warmup",
-        str(args.warmup),
-        "--steps",
-        str(args.steps),
-        "--threads",
-        str(args.threads),
-        "--output",
-        output,
-    ]
+        sys.executable, WORKER, "--system", system, "--workload", workload,
+        "--shape", shape, "--precision", precision, "--output", output,
+    ]  # fmt: skip
+    command += flags.argv_of(
+        args,
+        ("batch_size", "seq_length", "masked_positions", "warmup", "steps", "threads"),
+    )
     if workload == "sst2":
         scratch = os.path.join(work_dir, f"{index:03d}_{system}_sst2")
-        command += [
-            "--model",
-            args.model,
-            "--data-dir",
-            args.data_dir,
-            "--train-samples",
-            str(args.train_samples),
-            "--work-dir",
-            scratch,
-        ]
-    threads = str(args.threads)
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": threads,
-        "TF_NUM_INTRAOP_THREADS": threads,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONPATH": REPO_ROOT,
-    }
+        command += flags.argv_of(args, ("model", "data_dir", "train_samples"))
+        command += ["--work-dir", scratch]
     log_path = output.replace(".json", ".log")
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.run(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    if process.returncode != 0:
-        with open(log_path, encoding="utf-8") as log:
-            tail = log.read()[-3000:]
-        raise RuntimeError(f"{system} {workload} failed; log {log_path}:\n{tail}")
+    processes.run_logged(command, log_path, f"{system} {workload}", args.threads)
     with open(output, encoding="utf-8") as handle:
         result = json.load(handle)
     result["load_average"] = os.getloadavg()[0]
@@ -203,7 +121,7 @@ def measure_peaks(args, work_dir, runs, save):
     for precision in args.precisions:
         best = 0.0
         for repeat in range(args.repeats):
-            for system in ("bert_keras", "torch")[:: 1 if repeat % 2 == 0 else -1]:
+            for system in processes.in_turn(("bert_keras", "torch"), repeat):
                 result = run_worker(
                     system, "peak", "minilm", precision, args, work_dir, len(runs)
                 )
@@ -238,10 +156,10 @@ def summarize(runs, peaks, args):
             seconds = statistics.median(r["median_step_seconds"] for r in group)
             row["step_seconds"] = seconds
             row["tokens_per_second"] = args.batch_size * args.seq_length / seconds
-            flops = workload_flops(workload, shape, args)
+            flops = workloads.workload_flops(workload, shape, args)
             row["tflops"] = flops / seconds / 1e12
             row["mfu"] = flops / seconds / peaks[precision]
-            executed = workload_flops(workload, shape, args, system)
+            executed = workloads.workload_flops(workload, shape, args, system)
             row["executed_mfu"] = executed / seconds / peaks[precision]
         rows[(workload, shape, precision, system)] = row
     return rows
@@ -389,18 +307,11 @@ def main(argv=None):
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="compare_")
     os.makedirs(work_dir, exist_ok=True)
     runs = []
-    payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "settings": {k: v for k, v in vars(args).items() if k != "work_dir"},
-        "machine": machine(),
-        "runs": runs,
-    }
+    settings = {k: v for k, v in vars(args).items() if k != "work_dir"}
+    payload = {**results.header(settings), "runs": runs}
 
     def save():
-        with open(args.output, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+        results.write_json(args.output, payload)
 
     payload["peak_flops"] = peaks = measure_peaks(args, work_dir, runs, save)
     for workload in args.workloads:
@@ -410,8 +321,7 @@ def main(argv=None):
             for precision in args.precisions:
                 systems = SYSTEMS[workload]
                 for repeat in range(repeats):
-                    turn = repeat % len(systems)
-                    for system in systems[turn:] + systems[:turn]:
+                    for system in processes.in_turn(systems, repeat):
                         result = run_worker(
                             system,
                             workload,

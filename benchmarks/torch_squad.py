@@ -11,28 +11,28 @@ Same reading, question truncation, windows and labels (`tasks.squad_data`),
 same post-processing (`tasks.squad_postprocess`) and metric module, dynamic
 padding per batch, seeded shuffling, AdamW (eps 1e-6, no decay on biases and
 LayerNorm weights), linear warmup then decay to 0, gradient clipping at 1.0,
-and evaluation in float32 (as `tasks.squad` scores its saved checkpoint).
+the loss the mean of the start and end cross-entropies (as bert_keras), and
+evaluation in float32 (as `tasks.squad` scores its saved checkpoint).
 Writes OUT/results.json with the keys `tasks.squad` writes (`exact_match`,
 `f1`, `train_time_seconds`, ...). Never imports TensorFlow.
 """
 
 import argparse
 import os
-import platform
 import sys
 import time
 
 import numpy as np
-from torch_glue import create_optimizer
-from torch_glue import write_json
-
-from tasks.squad import METRICS_DIR
-from tasks.squad_data import count_unlocated
-from tasks.squad_data import eval_features
-from tasks.squad_data import read_squad
-from tasks.squad_data import train_features
-from tasks.squad_data import truncate_questions
-from tasks.squad_postprocess import postprocess
+from bert_keras_tasks.squad import METRICS_DIR
+from bert_keras_tasks.squad_data import count_unlocated
+from bert_keras_tasks.squad_data import eval_features
+from bert_keras_tasks.squad_data import read_squad
+from bert_keras_tasks.squad_data import train_features
+from bert_keras_tasks.squad_data import truncate_questions
+from bert_keras_tasks.squad_postprocess import postprocess
+from harness import flags
+from harness import results
+from harness import torch_loop
 
 MODEL_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -45,42 +45,21 @@ def parse_args(argv=None):
     parser.add_argument("--train-file", required=True)
     parser.add_argument("--eval-file", required=True)
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=12)
-    parser.add_argument("--eval-batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=3e-5)
-    parser.add_argument("--max-seq-length", type=int, default=384)
-    parser.add_argument("--doc-stride", type=int, default=128)
+    flags.add_recipe(
+        parser,
+        epochs=2,
+        batch_size=12,
+        eval_batch_size=64,
+        learning_rate=3e-5,
+        max_seq_length=384,
+        doc_stride=128,
+    )
     parser.add_argument("--max-query-length", type=int, default=64)
     parser.add_argument("--n-best-size", type=int, default=20)
     parser.add_argument("--max-answer-length", type=int, default=30)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--mixed-precision",
-        action="store_true",
-        help='train with torch.autocast("cpu", dtype=torch.bfloat16)',
-    )
-    parser.add_argument("--num-threads", type=int, default=None)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    flags.add_recipe(parser, warmup_ratio=0.1, weight_decay=0.01)
+    torch_loop.add_torch_flags(parser)
     return parser.parse_args(argv)
-
-
-def make_loader(features, tokenizer, columns, batch_size, generator=None):
-    import torch
-    from transformers import DataCollatorWithPadding
-
-    features = features.remove_columns(
-        [name for name in features.column_names if name not in columns]
-    )
-    return torch.utils.data.DataLoader(
-        features,
-        batch_size=batch_size,
-        shuffle=generator is not None,
-        generator=generator,
-        collate_fn=DataCollatorWithPadding(tokenizer),
-    )
 
 
 def predict(model, loader, length):
@@ -102,22 +81,9 @@ def predict(model, loader, length):
     return np.concatenate(starts), np.concatenate(ends)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    import evaluate
-    import torch
-    import transformers
-    from transformers import AutoTokenizer
-    from transformers import BertForQuestionAnswering
-
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    transformers.set_seed(args.seed)
-    transformers.logging.set_verbosity_error()
-    os.makedirs(args.output_dir, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+def features(args, tokenizer):
+    """Examples (questions truncated) and their windows, train and eval."""
     window = {"max_seq_length": args.max_seq_length, "doc_stride": args.doc_stride}
-
     train_examples, train_stats = read_squad(args.train_file)
     eval_examples, eval_stats = read_squad(args.eval_file)
     train_examples, _ = truncate_questions(
@@ -140,45 +106,45 @@ def main(argv=None):
         batched=True,
         remove_columns=eval_examples.column_names,
     )
+    stats = {"train": train_stats, "eval": eval_stats}
+    return train_examples, train, eval_examples, evaluation, stats
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import evaluate
+    from transformers import AutoTokenizer
+    from transformers import BertForQuestionAnswering
+
+    torch = torch_loop.set_up(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    train_examples, train, eval_examples, evaluation, stats = features(args, tokenizer)
     generator = torch.Generator().manual_seed(args.seed)
-    train_loader = make_loader(
+    train_loader = torch_loop.make_loader(
         train,
         tokenizer,
         MODEL_INPUTS + ("start_positions", "end_positions"),
         args.batch_size,
         generator,
     )
-    eval_loader = make_loader(evaluation, tokenizer, MODEL_INPUTS, args.eval_batch_size)
+    eval_loader = torch_loop.make_loader(
+        evaluation, tokenizer, MODEL_INPUTS, args.eval_batch_size
+    )
 
     model = BertForQuestionAnswering.from_pretrained(args.model, dtype=torch.float32)
     total_steps = len(train_loader) * args.epochs
-    optimizer, scheduler, warmup_steps = create_optimizer(model, args, total_steps)
+    optimizer, scheduler, warmup_steps = torch_loop.create_optimizer(
+        model, args, total_steps
+    )
     epoch_losses = []
     start = time.perf_counter()
     for epoch in range(args.epochs):
-        model.train()
-        loss_sum, seen = 0.0, 0
-        for step, batch in enumerate(train_loader):
-            with torch.autocast(
-                "cpu", dtype=torch.bfloat16, enabled=args.mixed_precision
-            ):
-                # Mean of the start and end cross-entropies, as bert_keras.
-                loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            size = len(batch["input_ids"])
-            loss_sum += float(loss.detach()) * size
-            seen += size
-            if args.verbose == 1 and step % 50 == 0:
-                print(
-                    f"epoch {epoch + 1} step {step}/{len(train_loader)} "
-                    f"loss {loss_sum / seen:.4f}",
-                    flush=True,
-                )
-        epoch_losses.append(loss_sum / seen)
+        epoch_losses.append(
+            torch_loop.train_epoch(
+                model, train_loader, optimizer, scheduler, args, epoch
+            )
+        )
         if args.verbose:
             print(f"epoch {epoch + 1}: loss {epoch_losses[-1]:.4f}", flush=True)
     train_time = time.perf_counter() - start
@@ -202,7 +168,7 @@ def main(argv=None):
             for i, a in zip(eval_examples["id"], eval_examples["answers"])
         ],
     )
-    results = {
+    run = {
         **{k: float(v) for k, v in scores.items()},
         "train_examples": len(train_examples),
         "train_windows": len(train),
@@ -215,26 +181,21 @@ def main(argv=None):
         "optimizer_steps": total_steps,
         "warmup_steps": warmup_steps,
         "predictions_missing": len(eval_examples) - len(predictions),
-        "num_threads": torch.get_num_threads(),
-        "attention_implementation": model.config._attn_implementation,
-        "data": {"train": train_stats, "eval": eval_stats},
+        **torch_loop.run_facts(model),
+        "data": stats,
         "hyperparameters": {
             k: v for k, v in vars(args).items() if k not in ("output_dir",)
         },
-        "framework_versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "python": platform.python_version(),
-        },
     }
-    if "tensorflow" in sys.modules:
-        raise RuntimeError("torch_squad.py imported TensorFlow; timings would suffer")
-    write_json(os.path.join(args.output_dir, "results.json"), results)
-    print(
-        f"SQuAD: exact_match = {results['exact_match']:.2f}, f1 = "
-        f"{results['f1']:.2f}; train {train_time:.1f} s"
+    torch_loop.check_no_tensorflow("torch_squad.py")
+    results.write_json(
+        os.path.join(args.output_dir, "results.json"), run, sort_keys=True
     )
-    return results
+    print(
+        f"SQuAD: exact_match = {run['exact_match']:.2f}, f1 = "
+        f"{run['f1']:.2f}; train {train_time:.1f} s"
+    )
+    return run
 
 
 if __name__ == "__main__":

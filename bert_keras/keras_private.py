@@ -13,6 +13,8 @@ PINNED_MEMBERS = {
     "keras.Model._flatten_layers": ("self", "include_self", "recursive"),
     "keras.Model._distribute_strategy": None,  # attribute
     "keras.Model._initial_epoch": None,  # attribute read by fit()
+    "keras.Model._compile_loss": None,  # attribute set by compile()
+    "keras.Model._compile_metrics": None,  # attribute set by compile()
     "keras.optimizers.Optimizer._clip_gradients": ("self", "grads"),
     "keras.optimizers.Optimizer._apply_weight_decay": ("self", "variables"),
     "keras.optimizers.Optimizer._use_weight_decay": ("self", "variable"),
@@ -30,6 +32,14 @@ def distribute_strategy(model):
 def all_layers(model):
     """Every layer inside `model`, recursively."""
     return list(model._flatten_layers())
+
+
+def has_compiled_keras_loss_or_metrics(model):
+    """Whether `compile()` gave `model` Keras loss or metric objects."""
+    return (
+        getattr(model, "_compile_loss", None) is not None
+        or getattr(model, "_compile_metrics", None) is not None
+    )
 
 
 def set_initial_epoch(model, epoch):

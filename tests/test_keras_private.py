@@ -62,6 +62,15 @@ def test_private_attributes_exist_where_read():
     assert keras_private.uses_weight_decay(model.optimizer, variable) in (True, False)
 
 
+def test_compiled_loss_and_metrics_are_seen():
+    model = bk.BertForSequenceClassification(tiny_config())
+    model.compile(optimizer="adam")  # the task's own loss and metrics
+    assert not keras_private.has_compiled_keras_loss_or_metrics(model)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    assert keras_private.has_compiled_keras_loss_or_metrics(model)
+    assert model._compile_loss is not None and model._compile_metrics is not None
+
+
 def test_initial_epoch_is_what_fit_starts_from():
     model = _trained_model()
     keras_private.set_initial_epoch(model, 1)

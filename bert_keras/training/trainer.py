@@ -19,6 +19,7 @@ from bert_keras.errors import InputError
 from bert_keras.keras_private import ModelHooks
 from bert_keras.keras_private import all_layers
 from bert_keras.keras_private import distribute_strategy
+from bert_keras.keras_private import has_compiled_keras_loss_or_metrics
 from bert_keras.training.inputs import graph_errors_as_input_errors
 from bert_keras.training.inputs import prepare_inputs
 from bert_keras.training.labels import check_labels
@@ -71,11 +72,9 @@ class TaskTrainer(ModelHooks):
     def needs_data_to_build(self):
         # Built at construction, with no compiled Keras loss or metric objects:
         # nothing needs a batch (see keras_private.ModelHooks).
-        return (
-            not all(layer.built for layer in all_layers(self))
-            or getattr(self, "_compile_metrics", None) is not None
-            or getattr(self, "_compile_loss", None) is not None
-        )
+        return not all(
+            layer.built for layer in all_layers(self)
+        ) or has_compiled_keras_loss_or_metrics(self)
 
     def fit(self, x=None, y=None, *args, validation_data=None, **kwargs):
         # Labels given as arrays are checked whole before the first step;

@@ -14,14 +14,15 @@ import huggingface_hub.constants
 from huggingface_hub import HfApi
 from huggingface_hub import errors as hub_errors
 
-from bert_keras.checkpoints import reading as checkpoint_io
+from bert_keras.checkpoints import files
+from bert_keras.checkpoints import reading
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.version import __version__
 
 _CONFIG_PATTERNS = ["config.json"]
-_SAFE_PATTERNS = ["*.safetensors", checkpoint_io.SAFE_WEIGHTS_INDEX_NAME]
-_PICKLE_PATTERNS = ["pytorch_model*.bin", checkpoint_io.PICKLE_WEIGHTS_INDEX_NAME]
+_SAFE_PATTERNS = ["*.safetensors", files.SAFE_WEIGHTS_INDEX_NAME]
+_PICKLE_PATTERNS = ["pytorch_model*.bin", files.PICKLE_WEIGHTS_INDEX_NAME]
 _TOKENIZER_PATTERNS = [
     "tokenizer.json",
     "tokenizer_config.json",
@@ -91,7 +92,7 @@ def find_weights(directory, repo_id, download, *, allow_pickle=False):
         allow_pickle: bool, whether `pytorch_model.bin` may be used.
 
     Returns:
-        list of weight file paths (see `checkpoint_io.find_weight_files`).
+        list of weight file paths (see `reading.find_weight_files`).
 
     Raises:
         UnsafeCheckpointError: only pickle weights exist and are not allowed.
@@ -104,18 +105,18 @@ def find_weights(directory, repo_id, download, *, allow_pickle=False):
     ['.../out/model.safetensors']
     """
     weight_names = {
-        checkpoint_io.SAFE_WEIGHTS_NAME,
-        checkpoint_io.SAFE_WEIGHTS_INDEX_NAME,
-        checkpoint_io.PICKLE_WEIGHTS_NAME,
-        checkpoint_io.PICKLE_WEIGHTS_INDEX_NAME,
+        files.SAFE_WEIGHTS_NAME,
+        files.SAFE_WEIGHTS_INDEX_NAME,
+        files.PICKLE_WEIGHTS_NAME,
+        files.PICKLE_WEIGHTS_INDEX_NAME,
     }
     if repo_id is None or weight_names & set(os.listdir(directory)):
-        return checkpoint_io.find_weight_files(directory, allow_pickle=allow_pickle)
+        return reading.find_weight_files(directory, allow_pickle=allow_pickle)
     # Hub snapshots get pickle weights only when allowed and nothing else exists.
     if not allow_pickle:
         _raise_no_safetensors(repo_id, download)
     directory = _download(repo_id, _PICKLE_PATTERNS, download)
-    return checkpoint_io.find_weight_files(directory, allow_pickle=True)
+    return reading.find_weight_files(directory, allow_pickle=True)
 
 
 def _download(repo_id, patterns, download):
@@ -142,7 +143,7 @@ def _raise_no_safetensors(repo_id, download):
     """Raises the right error for a Hub snapshot without safetensors weights."""
     cached = huggingface_hub.try_to_load_from_cache(
         repo_id,
-        checkpoint_io.PICKLE_WEIGHTS_NAME,
+        files.PICKLE_WEIGHTS_NAME,
         cache_dir=download.get("cache_dir"),
         revision=download.get("revision"),
     )
@@ -154,7 +155,7 @@ def _raise_no_safetensors(repo_id, download):
         try:
             has_pickle = HfApi(token=download.get("token")).file_exists(
                 repo_id,
-                checkpoint_io.PICKLE_WEIGHTS_NAME,
+                files.PICKLE_WEIGHTS_NAME,
                 revision=download.get("revision"),
             )
         except Exception:  # offline or any Hub failure: we just cannot tell
@@ -162,7 +163,7 @@ def _raise_no_safetensors(repo_id, download):
     if has_pickle:
         raise UnsafeCheckpointError(
             f"The Hub repo {repo_id!r} has no safetensors weights, only "
-            f"{checkpoint_io.PICKLE_WEIGHTS_NAME}, a pickle that can run code "
+            f"{files.PICKLE_WEIGHTS_NAME}, a pickle that can run code "
             "when loaded. Expected model.safetensors. To fix, pass "
             "allow_pickle=True if you trust the repo, or use a revision with "
             f"safetensors weights. Received: {repo_id!r}"
@@ -170,8 +171,8 @@ def _raise_no_safetensors(repo_id, download):
     raise CheckpointNotFoundError(
         f"The Hub repo {repo_id!r} has no model weights bert_keras can read, or "
         "they are not in the cache while the Hub is unreachable. Expected "
-        f"{checkpoint_io.SAFE_WEIGHTS_NAME} or "
-        f"{checkpoint_io.SAFE_WEIGHTS_INDEX_NAME}. Check the id and revision, "
+        f"{files.SAFE_WEIGHTS_NAME} or "
+        f"{files.SAFE_WEIGHTS_INDEX_NAME}. Check the id and revision, "
         "or download the model once with network access. Received: "
         f"{repo_id!r}"
     )

@@ -37,31 +37,6 @@ DTYPE_SIZES = {
 _MAX_HEADER_BYTES = 100_000_000
 # safetensors stores dimensions and offsets as 64-bit unsigned integers.
 _MAX_COUNT = 2**64
-# Config and index JSON files are a few KB; anything past this is not one.
-MAX_JSON_BYTES = 100_000_000
-
-
-def read_json(path, error_type):
-    """Returns the content of a small JSON file (config.json, an index).
-
-    Raises `error_type` when the file is too large to be one, is not UTF-8 or
-    is not JSON (nesting too deep for the parser included).
-    """
-    size = os.path.getsize(path)
-    if size > MAX_JSON_BYTES:
-        raise error_type(
-            f"{path} is {size:,} bytes; a config or index file is a few KB and "
-            f"bert_keras reads at most {MAX_JSON_BYTES:,}. Re-download or re-save "
-            f"the checkpoint. Received: size={size}"
-        )
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except (ValueError, RecursionError) as error:  # ValueError: also bad UTF-8
-        raise error_type(
-            f"{path} is not valid JSON. Re-download or re-save the checkpoint. "
-            f"Received: {type(error).__name__}: {str(error)[:200]}"
-        ) from error
 
 
 def read_safetensors_header(path):

@@ -14,10 +14,12 @@ import keras
 from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 
-from bert_keras.checkpoints import reading as checkpoint_io
-from bert_keras.checkpoints import writing as checkpoint_writing
+from bert_keras.checkpoints import reading
+from bert_keras.checkpoints import writing
 from bert_keras.checkpoints.download import find_weights
 from bert_keras.checkpoints.download import resolve
+from bert_keras.checkpoints.files import CONFIG_NAME
+from bert_keras.checkpoints.files import read_json
 from bert_keras.checkpoints.loading import load_weights
 from bert_keras.checkpoints.model_card import model_card
 from bert_keras.config import BertConfig
@@ -30,8 +32,6 @@ from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.kernels import DEFAULT_KERNELS
 
 logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "config.json"
 
 
 def load_pretrained(
@@ -96,10 +96,10 @@ def load_pretrained(
     )
     directory, repo_id = resolve(name_or_path, **download)
     if repo_id is None:  # a local directory: finish a save a kill interrupted
-        checkpoint_writing.finish_interrupted_save(directory)
+        writing.finish_interrupted_save(directory)
     config = _load_config(directory, name_or_path, config, config_overrides)
     files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
-    with checkpoint_io.Checkpoint(files) as checkpoint:
+    with reading.Checkpoint(files) as checkpoint:
         options = {"kernels": kernels}
         if dtype is not None:
             options["dtype"] = dtype
@@ -150,7 +150,7 @@ def _read_config_dict(directory):
             "config=BertConfig(...). Received: "
             f"files={sorted(os.listdir(directory))}"
         )
-    config_dict = checkpoint_io.read_json(path, ConfigError)
+    config_dict = read_json(path, ConfigError)
     if not isinstance(config_dict, dict):
         raise ConfigError(
             f"{path} must hold a JSON object of config fields. Re-download or "
@@ -214,9 +214,7 @@ def save_pretrained(
             "safe_serialization=True. Received: safe_serialization=False"
         )
     max_shard_size = (
-        None
-        if max_shard_size is None
-        else (checkpoint_writing.parse_size(max_shard_size))
+        None if max_shard_size is None else (writing.parse_size(max_shard_size))
     )
     save_directory = os.fspath(save_directory)
     os.makedirs(save_directory, exist_ok=True)
@@ -224,12 +222,10 @@ def save_pretrained(
     for key, (variable, transpose) in model.hf_variables().items():
         value = keras.ops.convert_to_numpy(variable)
         tensors[key] = value.T if transpose else value  # torch layout
-    writers = {
-        CONFIG_NAME: checkpoint_writing.text_writer(_config_json(model, tensors))
-    }
-    writers.update(checkpoint_writing.weight_writers(tensors, max_shard_size))
-    written = checkpoint_writing.write_atomically(save_directory, writers)
-    checkpoint_writing.remove_stale_weights(save_directory, set(writers))
+    writers = {CONFIG_NAME: writing.text_writer(_config_json(model, tensors))}
+    writers.update(writing.weight_writers(tensors, max_shard_size))
+    written = writing.write_atomically(save_directory, writers)
+    writing.remove_stale_weights(save_directory, set(writers))
     if tokenizer is not None:
         written += [str(path) for path in tokenizer.save_pretrained(save_directory)]
     logger.info(f"Model weights saved in {save_directory}")

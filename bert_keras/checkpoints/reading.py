@@ -3,9 +3,9 @@
 Hugging Face stores a model's weights as `model.safetensors`, as shards listed
 in `model.safetensors.index.json`, or (legacy, pickle) as `pytorch_model.bin`.
 This module knows those layouts and nothing about models: it maps state-dict
-keys to numpy arrays (`checkpoint_writing` does the reverse). Tensors are read
+keys to numpy arrays (`writing` does the reverse). Tensors are read
 lazily, so shapes can be checked before a byte of weight data is loaded, and
-every safetensors header is checked by our own code (`safetensors_header`)
+every safetensors header is checked by our own code (`header`)
 before the safetensors library reads it.
 """
 
@@ -16,12 +16,12 @@ import ml_dtypes
 import numpy as np
 import safetensors
 
-from bert_keras.checkpoints.header import read_json
+from bert_keras.checkpoints.files import PICKLE_WEIGHTS_INDEX_NAME
+from bert_keras.checkpoints.files import PICKLE_WEIGHTS_NAME
+from bert_keras.checkpoints.files import SAFE_WEIGHTS_INDEX_NAME
+from bert_keras.checkpoints.files import SAFE_WEIGHTS_NAME
+from bert_keras.checkpoints.files import read_json
 from bert_keras.checkpoints.header import read_safetensors_header
-from bert_keras.checkpoints.writing import PICKLE_WEIGHTS_INDEX_NAME
-from bert_keras.checkpoints.writing import PICKLE_WEIGHTS_NAME
-from bert_keras.checkpoints.writing import SAFE_WEIGHTS_INDEX_NAME
-from bert_keras.checkpoints.writing import SAFE_WEIGHTS_NAME
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import UnsafeCheckpointError
@@ -135,8 +135,11 @@ class Checkpoint:
 
     Example:
 
+    >>> _ = model.save_pretrained("out/")
     >>> with Checkpoint(find_weight_files("out/")) as checkpoint:
     ...     array = checkpoint.read("pooler.dense.weight")
+    >>> array.shape
+    (32, 32)
     """
 
     def __init__(self, files):

@@ -23,12 +23,10 @@ except ImportError:  # Windows: abandoned temporary files are only ignored
 import numpy as np
 import safetensors.numpy
 
+from bert_keras.checkpoints.files import SAFE_WEIGHTS_INDEX_NAME
+from bert_keras.checkpoints.files import SAFE_WEIGHTS_NAME
 from bert_keras.errors import CheckpointError
 
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
-PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 # Written shards are named like transformers': model-00001-of-00003.safetensors.
 _SHARD_PATTERN = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 # Temporary files of write_atomically, as tempfile.mkstemp names them: hidden,
@@ -164,6 +162,8 @@ def write_atomically(directory, writers):
 
     Example:
 
+    >>> import os
+    >>> os.makedirs("out")
     >>> write_atomically("out", {"config.json": text_writer("{}")})
     ['out/config.json']
     """
@@ -308,6 +308,8 @@ def remove_abandoned_temp_files(directory, names=()):
 
     Example:
 
+    >>> import os
+    >>> os.makedirs("out")
     >>> remove_abandoned_temp_files("out", {"config.json"})
     """
     if fcntl is None:

@@ -204,6 +204,14 @@ def torch_outputs(model, inputs, **kwargs):
         return model(**to_torch(inputs), **kwargs)
 
 
+def hf_weights(model):
+    """`{HF key: numpy array}` of a bert_keras model, in torch layout."""
+    return {
+        key: np.array(variable.numpy())
+        for key, (variable, _) in model.hf_variables().items()
+    }
+
+
 def copy_torch_weights(source, target):
     """Assigns a torch model's state dict to a bert_keras model in memory."""
     state = source.state_dict()

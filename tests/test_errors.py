@@ -43,55 +43,40 @@ def assert_names(error, *words):
         assert str(word) in message, f"{word!r} not in: {message}"
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "limit_field"),
-    [case[1:] for case in BAD_VALUES],
-    ids=[case[0] for case in BAD_VALUES],
-)
-def test_out_of_range_ids_eager(field, value, limit_field):
-    config = tiny_config()
-    model = bk.BertModel(config)
-    with pytest.raises(bk.InputError) as error:
-        model(bad_inputs(field, value, config))
-    assert_names(error, f"`{field}`", limit_field, value)
+# Every way ids reach the model. XLA drops in-graph asserts and clamps
+# gathers, so "fit-xla" checks that the ids are refused before the graph runs.
+ENTRY_POINTS = ("eager", "predict", "fit", "fit-xla")
+
+
+def call_entry_point(entry_point, inputs):
+    if entry_point in ("fit", "fit-xla"):
+        model, data = model_and_dataset(inputs, jit_compile=entry_point == "fit-xla")
+        return model.fit(data, epochs=1, verbose=0)
+    model = bk.BertModel(tiny_config())
+    if entry_point == "predict":
+        return model.predict(inputs, verbose=0)
+    return model(inputs)
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "limit_field"),
-    [case[1:] for case in BAD_VALUES],
-    ids=[case[0] for case in BAD_VALUES],
+    ("entry_point", "field", "value", "limit_field"),
+    [
+        pytest.param(
+            entry_point,
+            *case[1:],
+            id=f"{entry_point}-{case[0]}",
+            # Each fit compiles a training step.
+            marks=[pytest.mark.slow] if entry_point.startswith("fit") else [],
+        )
+        for entry_point in ENTRY_POINTS
+        for case in BAD_VALUES
+        if (entry_point, case[0]) != ("fit-xla", "id-far-above-vocab")
+    ],
 )
-def test_out_of_range_ids_in_predict(field, value, limit_field):
-    config = tiny_config()
-    model = bk.BertModel(config)
-    with pytest.raises(bk.InputError) as error:
-        model.predict(bad_inputs(field, value, config), verbose=0)
-    assert_names(error, f"`{field}`", limit_field, value)
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "limit_field"),
-    [case[1:] for case in BAD_VALUES],
-    ids=[case[0] for case in BAD_VALUES],
-)
-def test_out_of_range_ids_in_fit(field, value, limit_field):
-    model, data = model_and_dataset(bad_inputs(field, value, tiny_config()))
-    with pytest.raises(bk.InputError) as error:
-        model.fit(data, epochs=1, verbose=0)
-    assert_names(error, f"`{field}`", limit_field, value)
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "limit_field"),
-    [case[1:] for case in BAD_VALUES if case[0] != "id-far-above-vocab"],
-    ids=[case[0] for case in BAD_VALUES if case[0] != "id-far-above-vocab"],
-)
-def test_out_of_range_ids_in_fit_with_xla(field, value, limit_field):
-    """XLA drops in-graph asserts and clamps gathers: no silent garbage."""
+def test_out_of_range_ids(entry_point, field, value, limit_field):
     inputs = bad_inputs(field, value, tiny_config())
-    model, data = model_and_dataset(inputs, jit_compile=True)
     with pytest.raises(bk.InputError) as error:
-        model.fit(data, epochs=1, verbose=0)
+        call_entry_point(entry_point, inputs)
     assert_names(error, f"`{field}`", limit_field, value)
 
 
@@ -102,6 +87,7 @@ def test_out_of_range_ids_in_evaluate():
     assert_names(error, "`input_ids`", "vocab_size", 123)
 
 
+@pytest.mark.slow
 def test_in_graph_errors_stay_invalid_argument_errors_outside_keras_entry_points():
     """A bare `tf.function` sees TF's own error, whose message names the field."""
     config = tiny_config()
@@ -145,6 +131,7 @@ def test_too_long_in_fit(jit_compile):
     assert_names(error, "max_position_embeddings", "64", "65")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
 def test_too_long_in_fit_with_unknown_static_length(jit_compile):
     inputs = too_long(tiny_config())
@@ -260,11 +247,12 @@ def test_question_answering_needs_two_labels():
         bk.BertForQuestionAnswering(tiny_config("BertModel", num_labels=3))
 
 
-def test_unknown_override_in_from_pretrained(hf_checkpoint):
+@pytest.mark.parametrize("typo", ["num_lables", "hiden_size"])
+def test_unknown_override_in_from_pretrained_is_refused(hf_checkpoint, typo):
     directory, _ = hf_checkpoint("BertModel")
     with pytest.raises(bk.ConfigError) as error:
-        bk.BertModel.from_pretrained(directory, num_lables=3)
-    assert_names(error, "num_lables")
+        bk.BertModel.from_pretrained(directory, **{typo: 64})
+    assert_names(error, typo)
 
 
 # --- Checkpoints -----------------------------------------------------------------

@@ -67,6 +67,7 @@ def torch_predictions(out, inputs_texts, regression):
     return logits[:, 0] if regression else logits.argmax(-1), model.config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("task", "extra"),
     [("sst2", ()), ("sst2", ("--mixed-precision",)), ("mrpc", ()), ("stsb", ()),
@@ -123,6 +124,7 @@ def test_cli_rejects_bad_input(tiny_checkpoint, glue_dir, tmp_path, capsys):
         run("rte", tiny_checkpoint, str(tmp_path), tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_cli_num_labels_mismatch(tiny_checkpoint, glue_dir, tmp_path):
     # A 2-label SST-2 model fine-tuned further on 3-label MNLI.
     run("sst2", tiny_checkpoint, glue_dir, tmp_path / "sst2")
@@ -136,6 +138,7 @@ def test_cli_num_labels_mismatch(tiny_checkpoint, glue_dir, tmp_path):
     assert os.path.isfile(tmp_path / "mnli" / "model.safetensors")
 
 
+@pytest.mark.slow
 def test_push_to_hub_uploads_the_output_directory_in_one_commit(
     tiny_checkpoint, glue_dir, tmp_path, monkeypatch
 ):
@@ -165,6 +168,7 @@ def test_push_to_hub_uploads_the_output_directory_in_one_commit(
     assert "library_name: bert_keras" in card and "glue" in card
 
 
+@pytest.mark.slow
 def test_hub_dataset_is_used_without_data_dir(tiny_checkpoint, tmp_path, monkeypatch):
     import datasets
 

@@ -165,6 +165,7 @@ def test_config_round_trip(name):
     assert set(dir(restored)) == set(dir(model))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLASS_NAMES)
 def test_keras_file_round_trip_then_fit(name, tmp_path):
     model = perturb_keras(build(name))

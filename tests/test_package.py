@@ -4,27 +4,22 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+from conftest import CLASS_NAMES
+
 import bert_keras as bk
 
 
 def test_public_surface_is_exported():
     for name in bk.__all__:
         assert hasattr(bk, name), name
-    for name in (
-        "BertModel",
-        "BertForPreTraining",
-        "BertForMaskedLM",
-        "BertForNextSentencePrediction",
-        "BertForSequenceClassification",
-        "BertForTokenClassification",
-        "BertForQuestionAnswering",
-        "BertForMultipleChoice",
-    ):
+    for name in CLASS_NAMES:
         assert name in bk.__all__
     assert issubclass(bk.InputError, ValueError)
     assert issubclass(bk.CheckpointNotFoundError, OSError)
 
 
+@pytest.mark.slow
 def test_import_sets_nothing_global_and_reaches_no_network():
     # A fresh interpreter with every socket connection turned into an error.
     script = textwrap.dedent(

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import torch
 import transformers
+from conftest import assert_outputs_close
+from conftest import torch_outputs
 
 import bert_keras as bk
+
+# Every test runs the CLI end to end (tens of seconds each).
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "tasks", "data", "wikitext-2-raw", "wiki.valid.raw")
@@ -27,6 +30,22 @@ def command(out, max_steps, save_steps):
         "--batch-size", "8", "--dupe-factor", "1", "--max-seq-length", "64",
         "--verbose", "2",
     ]  # fmt: skip
+
+
+def run_to_the_end(out, max_steps, save_steps, env):
+    """Runs (or resumes) the CLI to its planned step; returns stdout and results.
+
+    The run must succeed, stop at `max_steps` and leave a loadable checkpoint.
+    """
+    run = subprocess.run(
+        command(out, max_steps, save_steps), cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"] == max_steps == results["planned_steps"]
+    bk.BertForPreTraining.from_pretrained(out)
+    return run.stdout, results
 
 
 def test_pretraining_run_writes_a_checkpoint_transformers_reproduces(tmp_path):
@@ -50,13 +69,11 @@ def test_pretraining_run_writes_a_checkpoint_transformers_reproduces(tmp_path):
     ours = bk.BertForPreTraining.from_pretrained(tmp_path)
     batch = tokenizer(["The lobster is large ."], ["It lives in the sea ."],
                       return_tensors="np")  # fmt: skip
-    mine = ours(dict(batch))
-    with torch.no_grad():
-        ref = theirs(**{k: torch.tensor(v) for k, v in batch.items()})
-    for key in ("prediction_logits", "seq_relationship_logits"):
-        np.testing.assert_allclose(
-            np.asarray(mine[key]), getattr(ref, key).numpy(), atol=1e-5
-        )
+    assert_outputs_close(
+        ours(dict(batch)),
+        torch_outputs(theirs, batch),
+        keys=("prediction_logits", "seq_relationship_logits"),
+    )
 
 
 def test_killed_run_resumes_and_stops_at_the_planned_step(tmp_path):
@@ -78,17 +95,10 @@ def test_killed_run_resumes_and_stops_at_the_planned_step(tmp_path):
     first.wait()
     assert not (tmp_path / "results.json").exists()
 
-    second = subprocess.run(
-        command(tmp_path, 120, 20), cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=600,
-    )  # fmt: skip
-    assert second.returncode == 0, second.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["steps"] == 120 == results["planned_steps"]
+    stdout, results = run_to_the_end(tmp_path, 120, 20, env)
     assert [row["epoch"] for row in results["epochs"]] == list(range(1, 7))
     # The resumed run did not start over: its first epoch is after the kill.
-    assert "Epoch 1/6" not in second.stdout
-    bk.BertForPreTraining.from_pretrained(tmp_path)
+    assert "Epoch 1/6" not in stdout
 
 
 MIRRORED_RUN = """
@@ -163,14 +173,7 @@ def test_kill_while_writing_a_checkpoint_loses_nothing_saved_before(
     # The checkpoints written before the kill are all there, whole.
     assert sorted(p.name for p in backup.glob("epoch-*"))[-1] == f"epoch-{save - 1:06d}"
 
-    rerun = subprocess.run(
-        command(tmp_path, 80, 20), cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=600,
-    )  # fmt: skip
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
-    # Resumed after the last whole checkpoint and stopped at the planned step.
-    assert results["steps"] == 80 == results["planned_steps"]
+    _, results = run_to_the_end(tmp_path, 80, 20, env)
+    # Resumed after the last whole checkpoint.
     assert results["steps_this_run"] == 80 - 20 * (save - 1)
     assert not list(backup.glob(".partial-*"))
-    bk.BertForPreTraining.from_pretrained(tmp_path)

@@ -89,6 +89,7 @@ def test_gathered_model_has_the_full_models_gradients():
         )
 
 
+@pytest.mark.slow
 def test_gathered_model_trains_saves_and_round_trips(tmp_path):
     config = tiny_config("BertForPreTraining")
     model = bk.BertForPreTraining(config, max_predictions_per_seq=MAX_PREDICTIONS)

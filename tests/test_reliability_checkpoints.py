@@ -30,40 +30,31 @@ import safetensors
 import safetensors.numpy
 import torch
 import transformers
+from conftest import hf_weights
+from conftest import tiny_config
 
 import bert_keras as bk
+from bert_keras.checkpoints import files as checkpoint_files
+from bert_keras.checkpoints import loading as weight_loading
 from bert_keras.checkpoints import reading as checkpoint_io
 from bert_keras.checkpoints import writing as checkpoint_writing
-from bert_keras.checkpoints import header as safetensors_header
-from bert_keras.checkpoints import loading as weight_loading
 
-# Sizes all differ, so a wrong axis fails loudly; small, so a load takes ms.
-TINY = dict(
+# Smaller than conftest's sizes (all still differ), so a load takes ms.
+SMALL = dict(
     vocab_size=51,
     hidden_size=12,
     num_attention_heads=3,
     intermediate_size=17,
     num_hidden_layers=1,
     max_position_embeddings=20,
-    type_vocab_size=2,
+    num_labels=2,
 )
 # Every message says how to fix the problem, with one of these words.
 FIX_HINTS = ("fix", "re-download", "re-save", "convert", "use a", "remove", "set ")
 
 
-def tiny_config(**overrides):
-    return bk.BertConfig(**{**TINY, **overrides})
-
-
-def weights(model):
-    return {
-        key: np.array(variable.numpy())
-        for key, (variable, _) in model.hf_variables().items()
-    }
-
-
 def assert_weights_equal(model, expected):
-    for key, value in weights(model).items():
+    for key, value in hf_weights(model).items():
         np.testing.assert_array_equal(value, expected[key], err_msg=key)
 
 
@@ -93,7 +84,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A saved tiny BertModel: config.json + model.safetensors (23 tensors)."""
     keras.utils.set_random_seed(7)
     directory = tmp_path_factory.mktemp("tiny")
-    bk.BertModel(tiny_config()).save_pretrained(directory)
+    bk.BertModel(tiny_config(**SMALL)).save_pretrained(directory)
     return directory
 
 
@@ -388,7 +379,7 @@ def test_unusual_but_valid_files_still_load(tmp_path):
 def sharded_checkpoint(tmp_path_factory):
     keras.utils.set_random_seed(8)
     directory = tmp_path_factory.mktemp("sharded")
-    bk.BertModel(tiny_config()).save_pretrained(directory, max_shard_size="4KB")
+    bk.BertModel(tiny_config(**SMALL)).save_pretrained(directory, max_shard_size="4KB")
     return directory
 
 
@@ -707,6 +698,7 @@ def alarm():
     signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.slow
 def test_mutation_fuzz_of_the_checkpoint_reader(raw, tmp_path, alarm):
     """10,000 seeded mutations read through `Checkpoint`: every one loads (all
     tensors, with their header's shapes) or raises a bert_keras error naming
@@ -729,6 +721,7 @@ def test_mutation_fuzz_of_the_checkpoint_reader(raw, tmp_path, alarm):
     assert log.loaded > 100 and log.rejected > READER_CASES // 2  # both paths ran
 
 
+@pytest.mark.slow
 def test_mutation_fuzz_of_loading_into_a_model(tiny_checkpoint, raw, tmp_path, alarm):
     """300 seeded mutations loaded into an existing model (the path of
     `from_pretrained`), a third of them through `from_pretrained` itself: a
@@ -738,8 +731,8 @@ def test_mutation_fuzz_of_loading_into_a_model(tiny_checkpoint, raw, tmp_path, a
     directory = checkpoint_copy(tiny_checkpoint, tmp_path / "fuzz")
     path = directory / "model.safetensors"
     keras.utils.set_random_seed(3)
-    model = bk.BertModel(tiny_config())
-    original = weights(model)
+    model = bk.BertModel(tiny_config(**SMALL))
+    original = hf_weights(model)
     log = FuzzLog("model fuzz", FUZZ_SEED + 1, MODEL_CPU_LIMIT)
     touched = []
 
@@ -778,7 +771,7 @@ def test_keras_archive_with_a_lambda_runs_nothing_by_default(tmp_path, monkeypat
     from a Python lambda in safe mode; the canary proves nothing ran."""
     canary = tmp_path / "lambda-ran"
     monkeypatch.setenv("BERT_KERAS_CANARY", str(canary))
-    backbone = bk.BertModel(tiny_config())
+    backbone = bk.BertModel(tiny_config(**SMALL))
     inputs = {
         name: keras.Input(shape=(None,), dtype="int32", name=name)
         for name in ("input_ids", "attention_mask", "token_type_ids")
@@ -925,7 +918,7 @@ def test_unreadable_config_json_is_a_config_error(
 
 def test_oversized_config_json_is_not_read(tiny_checkpoint, tmp_path, monkeypatch):
     directory = checkpoint_copy(tiny_checkpoint, tmp_path / "config")
-    monkeypatch.setattr(safetensors_header, "MAX_JSON_BYTES", 100)
+    monkeypatch.setattr(checkpoint_files, "MAX_JSON_BYTES", 100)
     monkeypatch.setattr(bk.BertModel, "__init__", _refuse_to_build)
     with pytest.raises(bk.ConfigError) as error:
         bk.BertModel.from_pretrained(directory)
@@ -1009,7 +1002,7 @@ def test_keras_archive_with_an_absurd_config_is_refused(tmp_path, monkeypatch):
 
     from bert_keras.modeling import bert as bert_module
 
-    bk.BertModel(tiny_config()).save(tmp_path / "model.keras")
+    bk.BertModel(tiny_config(**SMALL)).save(tmp_path / "model.keras")
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     config = json.loads(files["config.json"])
@@ -1110,6 +1103,7 @@ class LineReader:
         return line
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_sigkill_during_save_never_loses_the_checkpoint(tmp_path):
     """20 saves killed with SIGKILL after a seeded delay: every time, the
@@ -1126,12 +1120,14 @@ def test_sigkill_during_save_never_loses_the_checkpoint(tmp_path):
     references = {}
     for seed, name in ((1, "A"), (2, "B")):
         keras.utils.set_random_seed(seed)
-        model = bk.BertModel(tiny_config(id2label={0: f"{name}0", 1: f"{name}1"}))
+        model = bk.BertModel(
+            tiny_config(**SMALL, id2label={0: f"{name}0", 1: f"{name}1"})
+        )
         model.save_pretrained(tmp_path / f"source{name}")
         # Saved the way the child saves it: after a from_pretrained.
         loaded = bk.BertModel.from_pretrained(tmp_path / f"source{name}")
         loaded.save_pretrained(tmp_path / name)
-        references[name] = (digests(tmp_path / name), weights(loaded))
+        references[name] = (digests(tmp_path / name), hf_weights(loaded))
     old, new = references["A"][0], references["B"][0]
     assert all(old[name] != new[name] for name in old)
 
@@ -1237,7 +1233,7 @@ def test_next_save_removes_only_abandoned_temp_files(tmp_path):
     """A temporary file nobody holds (its save was killed) is removed by the
     next save; one a running save holds (locked) is left alone, as are other
     hidden files."""
-    model = bk.BertModel(tiny_config())
+    model = bk.BertModel(tiny_config(**SMALL))
     model.save_pretrained(tmp_path)
     abandoned = tmp_path / ".model.safetensors.abcd1234.tmp"
     abandoned_shard = tmp_path / ".model-00001-of-00002.safetensors.x_y_z_12.tmp"
@@ -1292,8 +1288,8 @@ def test_a_save_interrupted_after_its_commit_is_finished_by_the_next_load(
     tmp_path, monkeypatch, renames_done
 ):
     keras.utils.set_random_seed(1)
-    old = bk.BertModel(tiny_config(id2label={0: "old0", 1: "old1"}))
-    new = bk.BertModel(tiny_config(id2label={0: "new0", 1: "new1"}))
+    old = bk.BertModel(tiny_config(**SMALL, id2label={0: "old0", 1: "old1"}))
+    new = bk.BertModel(tiny_config(**SMALL, id2label={0: "new0", 1: "new1"}))
     new.save_pretrained(tmp_path / "reference_new")
     old.save_pretrained(tmp_path / "target")
     interrupted_after_commit(new, tmp_path / "target", monkeypatch, renames_done)
@@ -1302,7 +1298,7 @@ def test_a_save_interrupted_after_its_commit_is_finished_by_the_next_load(
 
     loaded = bk.BertModel.from_pretrained(tmp_path / "target")
     assert loaded.config.id2label[0] == "new0"
-    assert_weights_equal(loaded, weights(new))
+    assert_weights_equal(loaded, hf_weights(new))
     assert sorted(os.listdir(tmp_path / "target")) == [
         "config.json",
         "model.safetensors",
@@ -1311,8 +1307,8 @@ def test_a_save_interrupted_after_its_commit_is_finished_by_the_next_load(
 
 
 def test_the_next_save_also_finishes_an_interrupted_one(tmp_path, monkeypatch):
-    first = bk.BertModel(tiny_config(id2label={0: "a", 1: "b"}))
-    second = bk.BertModel(tiny_config(id2label={0: "c", 1: "d"}))
+    first = bk.BertModel(tiny_config(**SMALL, id2label={0: "a", 1: "b"}))
+    second = bk.BertModel(tiny_config(**SMALL, id2label={0: "c", 1: "d"}))
     first.save_pretrained(tmp_path)
     interrupted_after_commit(second, tmp_path, monkeypatch, renames_done=1)
     first.save_pretrained(tmp_path)
@@ -1326,7 +1322,7 @@ def test_the_next_save_also_finishes_an_interrupted_one(tmp_path, monkeypatch):
      '{"renames": [[".a.12345678.tmp", ".hidden"]]}', '{"other": 1}'],
 )  # fmt: skip
 def test_a_damaged_journal_is_a_checkpoint_error(tmp_path, journal):
-    bk.BertModel(tiny_config()).save_pretrained(tmp_path)
+    bk.BertModel(tiny_config(**SMALL)).save_pretrained(tmp_path)
     (tmp_path / checkpoint_writing.JOURNAL_NAME).write_text(journal)
     with pytest.raises(bk.CheckpointError, match="journal"):
         bk.BertModel.from_pretrained(tmp_path)

@@ -138,6 +138,7 @@ def test_push_to_hub_is_one_commit_and_never_shows_the_token(
     assert not any(SECRET in text for text in everything)
 
 
+@pytest.mark.slow
 def test_glue_cli_push_keeps_the_token_out_of_outputs(
     tiny_checkpoint, tmp_path, monkeypatch, capsys
 ):
@@ -174,6 +175,7 @@ def test_glue_cli_push_keeps_the_token_out_of_outputs(
 # --- Case 15: every evaluation example gets a prediction --------------------------
 
 
+@pytest.mark.slow
 def test_glue_gives_one_prediction_per_dev_example(tiny_checkpoint, tmp_path):
     from tasks import glue
 
@@ -200,6 +202,7 @@ def test_glue_gives_one_prediction_per_dev_example(tiny_checkpoint, tmp_path):
     assert [int(line.split("\t")[0]) for line in lines[1:]] == list(range(1001))
 
 
+@pytest.mark.slow
 def test_squad_gives_one_prediction_per_question(tiny_checkpoint, tmp_path):
     from tasks import squad
 

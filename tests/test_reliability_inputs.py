@@ -65,6 +65,7 @@ def test_left_padding_is_refused_eagerly():
         model(left_padded(model.config))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_left_padding_is_refused_in_predict_and_fit(jit_compile):
     model = bk.BertForSequenceClassification(
@@ -147,6 +148,7 @@ def test_bad_labels_in_arrays_stop_fit_before_the_first_step(name, bad, words):
         model.evaluate(inputs, labels, verbose=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "bad", "words", "jit_compile"),
     [BAD_LABELS[0] + (False,), BAD_LABELS[0] + (True,), BAD_LABELS[3] + (False,),
@@ -184,6 +186,7 @@ def test_bad_pretraining_labels_are_named():
                   verbose=0)  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["BertForTokenClassification", "BertForMaskedLM"])
 def test_ignored_labels_train_with_a_finite_loss(name):
     model = getattr(bk, name)(tiny_config(name))
@@ -199,6 +202,7 @@ def test_ignored_labels_train_with_a_finite_loss(name):
     assert result["loss"] == 0.0
 
 
+@pytest.mark.slow
 def test_regression_and_question_answering_take_any_label_value():
     # Regression labels are real numbers; QA positions outside the sequence
     # are clamped and ignored, as in transformers.

@@ -74,6 +74,7 @@ def digest(directory):
     return sha.hexdigest()
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_training_and_the_last_checkpoint_resumes(tmp_path):
     config = tiny_config("BertForSequenceClassification")
     model = bk.BertForSequenceClassification(config)
@@ -171,6 +172,7 @@ glue.main(sys.argv[2:])
 """
 
 
+@pytest.mark.slow
 def test_glue_killed_ten_times_resumes_and_finishes(
     tiny_checkpoint, glue_dir, tmp_path
 ):

@@ -5,6 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_outputs_close
+from conftest import torch_outputs
 
 import bert_keras as bk
 from tasks import squad
@@ -162,10 +164,10 @@ def test_postprocess_v2_null_threshold():
 SAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
+@pytest.mark.slow
 def test_cli_trains_evaluates_and_saves_what_transformers_reproduces(
     tiny_checkpoint, tmp_path
 ):
-    import torch
     import transformers
 
     results = squad.main(
@@ -191,13 +193,11 @@ def test_cli_trains_evaluates_and_saves_what_transformers_reproduces(
     batch = bk.AutoTokenizer.from_pretrained(str(tmp_path))(
         ["Where is it?"], [CONTEXT], return_tensors="np"
     )
-    mine = ours(dict(batch))
-    with torch.no_grad():
-        ref = theirs(**{k: torch.tensor(v) for k, v in batch.items()})
-    for key in ("start_logits", "end_logits"):
-        np.testing.assert_allclose(
-            np.asarray(mine[key]), getattr(ref, key).numpy(), atol=1e-5
-        )
+    assert_outputs_close(
+        ours(dict(batch)),
+        torch_outputs(theirs, batch),
+        keys=("start_logits", "end_logits"),
+    )
 
 
 def test_cli_evaluates_v2_without_training(tiny_checkpoint, tmp_path):
@@ -213,6 +213,7 @@ def test_cli_evaluates_v2_without_training(tiny_checkpoint, tmp_path):
     assert len(json.loads((tmp_path / "predictions.json").read_text())) == 40
 
 
+@pytest.mark.slow
 def test_long_questions_are_cut_and_counted(tokenizer, tiny_checkpoint, tmp_path):
     path = squad_file(
         tmp_path / "long.json",

@@ -63,6 +63,7 @@ def loss_labels(name, config, kind):
     return labels, {"labels": torch.as_tensor(labels)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TASK_CLASS_NAMES)
 def test_compile_and_fit_every_task(name):
     config = tiny_config(name)
@@ -103,6 +104,7 @@ def test_evaluate_loss_equals_compute_loss():
     assert abs(results["accuracy"] - np.mean(predictions[kept] == labels[kept])) < 1e-6
 
 
+@pytest.mark.slow
 def test_sequence_classification_learns_a_toy_rule():
     """Label = whether token 5 occurs; a tiny model must fit 16 examples."""
     config = tiny_config("BertForSequenceClassification", num_labels=2)
@@ -138,6 +140,7 @@ def test_predict_traces_once_for_batches_of_every_length():
         np.testing.assert_allclose(row, alone, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_under_mixed_bfloat16():
     name = "BertForMaskedLM"
     config = tiny_config(name)
@@ -222,6 +225,7 @@ def test_token_classification_ignores_minus_100():
     assert abs(noisy_loss - partial) <= 1e-6
 
 
+@pytest.mark.slow
 def test_question_answering_accepts_tuple_labels():
     config = tiny_config("BertForQuestionAnswering")
     model = bk.BertForQuestionAnswering(config)
@@ -247,6 +251,7 @@ def test_dict_labels_missing_a_key_is_an_input_error():
         model.compute_loss(y=labels, y_pred=model(inputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TASK_CLASS_NAMES)
 def test_sample_weight_is_honoured_or_refused(name):
     """Keras' `sample_weight` must weight the loss, or be refused clearly;

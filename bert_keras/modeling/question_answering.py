@@ -30,7 +30,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     >>> model = BertForQuestionAnswering.from_pretrained(path)
     >>> question, context = "Where is it?", "It is in Paris."
     >>> out = model(dict(tokenizer([question], [context], return_tensors="np")))
-    >>> start, end = out["start_logits"].argmax(-1), out["end_logits"].argmax(-1)
+    >>> start = np.argmax(out["start_logits"], -1)
+    >>> end = np.argmax(out["end_logits"], -1)
     """
 
     hf_architecture = "BertForQuestionAnswering"

@@ -53,8 +53,11 @@ class MaskedLMMasker:
     >>> texts = ["The lobster is large.", "It lives in the sea."]
     >>> batch = tokenizer(texts, padding="max_length", max_length=16,
     ...                   return_tensors="np")
-    >>> dataset = tf.data.Dataset.from_tensor_slices(dict(batch)).batch(2)
-    >>> dataset = dataset.map(masker)
+    >>> dataset = tf.data.Dataset.from_tensor_slices(dict(batch))
+    >>> dataset = dataset.map(masker).batch(2)
+    >>> features, labels = next(iter(dataset))
+    >>> tuple(labels["labels"].shape)
+    (2, 20)
     """
 
     def __init__(

@@ -135,10 +135,11 @@ def main(argv=None):
     import tensorflow as tf
 
     import bert_keras as bk
+    from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.callbacks import ResumableCheckpoint
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
-    from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.optimization import create_optimizer
+
     from . import reporting
     from .pretrain_data import create_instances
     from .pretrain_data import tokenize_documents
@@ -334,6 +335,7 @@ def masked_batches(pattern, tokenizer, args, repeat=False):
 
     from bert_keras.training.masking import MaskedLMMasker
     from bert_keras.training.masking import continuation_ids_from_tokenizer
+
     from .pretrain_data import read_instances
 
     masker = MaskedLMMasker(

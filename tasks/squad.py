@@ -96,10 +96,11 @@ def main(argv=None):
     import keras
 
     import bert_keras as bk
+    from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
     from bert_keras.training.data import to_tf_dataset
-    from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.optimization import create_optimizer
+
     from . import reporting
 
     keras.utils.set_random_seed(args.seed)

@@ -189,14 +189,13 @@ class BertAttention(layers.Layer):
 
     def call(self, hidden_states, attention_mask, training=None, query_positions=None):
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
-        queries = hidden_states  # (batch, rows, hidden); rows = seq or n
-        if query_positions is not None:
-            queries = self.select_rows(hidden_states, query_positions)
-        rows = ops.shape(queries)[1]
-
         # Projections as 2-D products, which oneDNN fuses with their bias add.
         tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
-        query_tokens = ops.reshape(queries, (-1, self.hidden_size))
+        query_tokens, rows = tokens, seq  # (batch * rows, hidden); rows = seq or n
+        if query_positions is not None:
+            queries = self.select_rows(hidden_states, query_positions)
+            rows = ops.shape(queries)[1]
+            query_tokens = ops.reshape(queries, (-1, self.hidden_size))
         query = ops.reshape(self.query(query_tokens), (batch, rows, self.hidden_size))
         key = ops.reshape(self.key(tokens), (batch, seq, self.hidden_size))
         value = ops.reshape(self.value(tokens), (batch, seq, self.hidden_size))

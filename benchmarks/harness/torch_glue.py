@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 from bert_keras_tasks.glue import METRICS_PATH
+from bert_keras_tasks.glue import hyperparameters
 from bert_keras_tasks.glue import tokenize
 from bert_keras_tasks.glue_tasks import TASKS
 from bert_keras_tasks.glue_tasks import get_task
@@ -178,20 +179,13 @@ def main(argv=None):
         "warmup_steps": warmup_steps,
         **torch_loop.run_facts(model),
         "data": stats,
+        # The CLI's record, with what the PyTorch loop does differently.
         "hyperparameters": {
-            "learning_rate": args.learning_rate,
-            "train_batch_size": args.batch_size,
-            "eval_batch_size": args.eval_batch_size,
-            "epochs": args.epochs,
-            "max_seq_length": args.max_seq_length,
-            "warmup_ratio": args.warmup_ratio,
-            "weight_decay": args.weight_decay,
-            "seed": args.seed,
+            **hyperparameters(args),
             "optimizer": "torch AdamW eps 1e-6, no decay on bias/LayerNorm, "
             "clip_grad_norm 1.0",
             "lr_schedule": "get_linear_schedule_with_warmup",
             "mixed_precision": "autocast bfloat16" if args.mixed_precision else "none",
-            "max_train_samples": args.max_train_samples,
         },
     }
     torch_loop.check_no_tensorflow("torch_glue.py")

@@ -7,14 +7,24 @@ name or signature: fix the one function or hook here, nothing else.
 
 KERAS_VERSION = "3.15"
 
+# Upstream bugs worked around below, unfixed at Keras 3.15 (recheck on upgrade):
+# keras-team/keras#20585 and tensorflow/tensorflow#72388, Keras 3 `fit` under
+# MultiWorkerMirroredStrategy (`ModelHooks._maybe_symbolic_build` and
+# `ModelHooks._make_function`).
+
 # The private members used below, with the arguments bert_keras passes.
 PINNED_MEMBERS = {
     "keras.Model._maybe_symbolic_build": ("self", "iterator", "data_batch"),
+    "keras.Model._make_function": ("self", "step_function"),
+    "keras.src.backend.tensorflow.trainer._collective_all_reduce_multi_worker": (
+        "strategy",
+    ),
     "keras.Model._flatten_layers": ("self", "include_self", "recursive"),
     "keras.Model._distribute_strategy": None,  # attribute
     "keras.Model._initial_epoch": None,  # attribute read by fit()
     "keras.Model._compile_loss": None,  # attribute set by compile()
     "keras.Model._compile_metrics": None,  # attribute set by compile()
+    "keras.Model._loss_tracker": None,  # attribute set by compile()
     "keras.optimizers.Optimizer._clip_gradients": ("self", "grads"),
     "keras.optimizers.Optimizer._apply_weight_decay": ("self", "variables"),
     "keras.optimizers.Optimizer._use_weight_decay": ("self", "variable"),
@@ -40,6 +50,11 @@ def has_compiled_keras_loss_or_metrics(model):
         getattr(model, "_compile_loss", None) is not None
         or getattr(model, "_compile_metrics", None) is not None
     )
+
+
+def set_loss_tracker(model, tracker):
+    """Makes `tracker` the metric `fit` logs as "loss" (set by `compile()`)."""
+    model._loss_tracker = tracker
 
 
 def set_initial_epoch(model, epoch):
@@ -75,15 +90,44 @@ class OptimizerHooks:
             return super()._apply_weight_decay(variables)
 
 
+def multi_worker(strategy):
+    """Whether `strategy` all-reduces across several workers (Keras' own test)."""
+    from keras.src.backend.tensorflow import trainer
+
+    return strategy is not None and trainer._collective_all_reduce_multi_worker(
+        strategy
+    )
+
+
 class ModelHooks:
     """Overrides Keras' private model hooks through a public predicate.
 
     Under a tf.distribute strategy Keras' TF trainer takes one batch from
     `fit`'s iterator to build the model even when nothing needs data to build;
     with a repeated dataset and `steps_per_epoch` that batch is never trained
-    on. A subclass's `needs_data_to_build()` says when Keras' way is needed;
-    otherwise only the optimizer is built, without touching the data.
+    on (and under MultiWorkerMirroredStrategy it fails, keras#20585: it
+    averages the integer batch across workers). A subclass's
+    `needs_data_to_build()` says when Keras' way is needed; otherwise only the
+    optimizer is built, without touching the data.
+
+    Across workers Keras averages each step's logs with
+    `strategy.reduce("MEAN", log, axis=0)`, which fails on scalar logs
+    (tensorflow#72388): there each log leaves the replica with shape `[1]`, and
+    that reduction returns the scalar mean.
     """
+
+    def _make_function(self, step_function):
+        if not multi_worker(distribute_strategy(self)):
+            return super()._make_function(step_function)
+        import tensorflow as tf
+
+        def step_with_rank_one_logs(data):
+            return tf.nest.map_structure(
+                lambda log: tf.reshape(log, [1]) if log.shape.rank == 0 else log,
+                step_function(data),
+            )
+
+        return super()._make_function(step_with_rank_one_logs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if (

@@ -20,6 +20,7 @@ from bert_keras.modeling.task_common import logits_task
 from bert_keras.training.losses import binary_cross_entropy
 from bert_keras.training.losses import mean_squared_error
 from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.training.metrics import GlobalMean
 from bert_keras.training.trainer import Task
 
 PROBLEM_TYPES = (
@@ -30,24 +31,28 @@ PROBLEM_TYPES = (
 
 
 def _regression_metrics():
-    metric = keras.metrics.MeanAbsoluteError(name="mean_absolute_error")
+    metric = GlobalMean(name="mean_absolute_error")
 
     def view(y, y_pred, sample_weight):
-        logits = y_pred["logits"]
+        logits = ops.cast(y_pred["logits"], "float32")
         labels = ops.reshape(
             ops.cast(get_label(y, "labels"), "float32"), ops.shape(logits)
         )
-        return labels, logits, sample_weight
+        return ops.mean(ops.abs(logits - labels), axis=-1), sample_weight
 
     return [(metric, view)]
 
 
 def _multi_label_metrics():
-    # logit > 0 is probability > 0.5.
-    metric = keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0)
+    metric = GlobalMean(name="binary_accuracy")
 
     def view(y, y_pred, sample_weight):
-        return get_label(y, "labels"), y_pred["logits"], sample_weight
+        logits = y_pred["logits"]
+        labels = ops.cast(get_label(y, "labels"), "float32")
+        # logit > 0 is probability > 0.5.
+        predicted = ops.cast(ops.greater(logits, 0), "float32")
+        correct = ops.cast(ops.equal(predicted, labels), "float32")
+        return ops.mean(correct, axis=-1), sample_weight
 
     return [(metric, view)]
 

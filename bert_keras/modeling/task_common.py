@@ -10,6 +10,7 @@ from bert_keras.errors import InputError
 from bert_keras.training.losses import ignore_mask
 from bert_keras.training.losses import masked_cross_entropy
 from bert_keras.training.losses import sparse_cross_entropy
+from bert_keras.training.metrics import GlobalMean
 from bert_keras.training.trainer import Task
 
 
@@ -32,16 +33,30 @@ def accuracy(name, logits_key, label_key="labels", position=0, ignore=False):
 
     With `ignore=True`, positions labelled -100 do not count.
     """
-    metric = keras.metrics.SparseCategoricalAccuracy(name=name)
+    metric = GlobalMean(name=name)
 
     def view(y, y_pred, sample_weight):
-        labels = get_label(y, label_key, position)
+        logits = y_pred[logits_key]
+        labels = ops.reshape(
+            ops.cast(get_label(y, label_key, position), "int32"),
+            ops.shape(logits)[:-1],
+        )
+        weights = sample_weight
         if ignore:
             labels, weights = ignore_mask(labels)
-            return labels, y_pred[logits_key], weights
-        return labels, y_pred[logits_key], sample_weight
+        correct = ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), labels)
+        return ops.cast(correct, "float32"), _expand_to(weights, labels)
 
     return metric, view
+
+
+def _expand_to(weights, values):
+    if weights is None:
+        return None
+    weights = ops.cast(weights, "float32")
+    while len(weights.shape) < len(values.shape):
+        weights = ops.expand_dims(weights, -1)
+    return weights
 
 
 def mean_cross_entropy(name, logits_key, label_key, position=0, ignore=False):
@@ -50,7 +65,7 @@ def mean_cross_entropy(name, logits_key, label_key, position=0, ignore=False):
     The mean is over examples, or with `ignore=True` over the positions not
     labelled -100, so it equals that head's term of the training loss.
     """
-    metric = keras.metrics.Mean(name=name)
+    metric = GlobalMean(name=name)
 
     def view(y, y_pred, sample_weight):
         logits = ops.cast(y_pred[logits_key], "float32")

@@ -20,10 +20,13 @@ from bert_keras.keras_private import ModelHooks
 from bert_keras.keras_private import all_layers
 from bert_keras.keras_private import distribute_strategy
 from bert_keras.keras_private import has_compiled_keras_loss_or_metrics
+from bert_keras.keras_private import set_loss_tracker
+from bert_keras.training.distribute import peer_errors_as_worker_lost
 from bert_keras.training.inputs import graph_errors_as_input_errors
 from bert_keras.training.inputs import prepare_inputs
 from bert_keras.training.labels import check_labels
 from bert_keras.training.labels import per_example
+from bert_keras.training.metrics import GlobalBatchLoss
 from bert_keras.training.optimization import NO_DECAY_NAMES
 from bert_keras.training.optimization import create_optimizer
 
@@ -85,16 +88,30 @@ class TaskTrainer(ModelHooks):
         x = self._guard_data(x)
         if isinstance(validation_data, tf.data.Dataset):
             validation_data = self._guard_data(validation_data)
-        with graph_errors_as_input_errors():
+        backups = [
+            callback.backup_dir
+            for callback in kwargs.get("callbacks") or ()
+            if hasattr(callback, "backup_dir")
+        ]
+        with (
+            peer_errors_as_worker_lost(self.distribute_strategy, *backups[:1]),
+            graph_errors_as_input_errors(),
+        ):
             return super().fit(x, y, *args, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._check_array_labels(x, y)
-        with graph_errors_as_input_errors():
+        with (
+            peer_errors_as_worker_lost(self.distribute_strategy),
+            graph_errors_as_input_errors(),
+        ):
             return super().evaluate(self._guard_data(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        with graph_errors_as_input_errors():
+        with (
+            peer_errors_as_worker_lost(self.distribute_strategy),
+            graph_errors_as_input_errors(),
+        ):
             x = self._guard_data(x)
             self._trace_predict_for_the_dataset(x)
             return super().predict(x, *args, **kwargs)
@@ -224,6 +241,8 @@ class TaskTrainer(ModelHooks):
             metrics=None if task_metrics else metrics,
             **kwargs,
         )
+        # The logged loss of a step is the global batch's, on any replica count.
+        set_loss_tracker(self, GlobalBatchLoss(name="loss"))
 
     def get_compile_config(self):
         config = super().get_compile_config()

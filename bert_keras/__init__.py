@@ -10,6 +10,7 @@ from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
 from bert_keras.errors import TrainingError
 from bert_keras.errors import UnsafeCheckpointError
+from bert_keras.errors import WorkerLostError
 from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.classification import BertForMultipleChoice
 from bert_keras.modeling.classification import BertForSequenceClassification
@@ -18,6 +19,7 @@ from bert_keras.modeling.pretraining import BertForMaskedLM
 from bert_keras.modeling.pretraining import BertForNextSentencePrediction
 from bert_keras.modeling.pretraining import BertForPreTraining
 from bert_keras.modeling.question_answering import BertForQuestionAnswering
+from bert_keras.training.distribute import make_strategy
 from bert_keras.version import __version__
 
 __all__ = [
@@ -38,5 +40,7 @@ __all__ = [
     "InputError",
     "TrainingError",
     "UnsafeCheckpointError",
+    "WorkerLostError",
     "__version__",
+    "make_strategy",
 ]

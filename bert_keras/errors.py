@@ -33,3 +33,7 @@ class CheckpointNotFoundError(BertKerasError, OSError):
 
 class TrainingError(BertKerasError, ValueError):
     """Training went wrong numerically (a NaN or infinite loss) and was stopped."""
+
+
+class WorkerLostError(BertKerasError, RuntimeError):
+    """Multi-worker training lost a peer (killed, or stuck past the timeout)."""

@@ -5,12 +5,16 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 
 import keras
 import numpy as np
 
 from bert_keras.errors import TrainingError
+from bert_keras.keras_private import distribute_strategy
 from bert_keras.keras_private import set_initial_epoch
+from bert_keras.training.distribute import is_chief
+from bert_keras.training.distribute import worker_count
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +33,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     the weights and the epoch they belong to can never disagree. The newest
     checkpoint that loads is restored (a damaged one is skipped with a
     warning); the `keep` newest are kept.
+
+    Safe with several workers (`MultiWorkerMirroredStrategy`): only the chief
+    writes, renames and deletes in `backup_dir`; the other workers save to
+    temporary directories that are removed at once (a save may take part in
+    collectives). Every worker restores from `backup_dir`, which must be on
+    storage all of them read, and they check that they resumed the same epoch.
 
     Args:
         backup_dir: str, directory for the checkpoints (created if needed).
@@ -53,6 +63,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         self.keep = keep
         self.delete_on_end = delete_on_end
         self.restored_epoch = 0
+        self._strategy = None
+        self._chief = True
 
     def checkpoints(self):
         """Complete checkpoints as `[(epoch, path)]`, newest first."""
@@ -66,10 +78,18 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         return sorted(found, reverse=True)
 
     def on_train_begin(self, logs=None):
-        self._remove_partial_writes()
         model = self.model
+        self._strategy = distribute_strategy(model)
+        self._chief = is_chief(self._strategy)
+        if self._chief:
+            self._remove_partial_writes()
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
+        self._restore()
+        self._check_workers_agree()
+
+    def _restore(self):
+        model = self.model
         for epoch, path in self.checkpoints():
             try:
                 with open(os.path.join(path, _METADATA), encoding="utf-8") as f:
@@ -88,10 +108,39 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             logger.info("Resuming after epoch %d from %s", epoch, path)
             return
 
+    def _check_workers_agree(self):
+        """All workers must resume the same epoch, or their weights differ."""
+        strategy = self._strategy
+        if strategy is None or worker_count(strategy) < 2:
+            return
+        import tensorflow as tf
+
+        epochs = strategy.gather(
+            strategy.run(lambda: tf.constant([self.restored_epoch])), axis=0
+        )
+        epochs = sorted(set(np.asarray(epochs).tolist()))
+        if len(epochs) > 1:
+            raise TrainingError(
+                f"The workers found different backups in {self.backup_dir}: they "
+                f"would resume after epochs {epochs}. Expected every worker to "
+                "read the same backup directory: put it on storage that all "
+                "workers share (a network file system or a bucket), with the "
+                "same path on each."
+            )
+
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
         if self.delete_on_end and done == (self.params or {}).get("epochs"):
             return  # training completes now and removes the backups
+        if not self._chief:
+            # Same save as the chief's (it may take part in collectives),
+            # into a directory nobody reads.
+            scratch = tempfile.mkdtemp(prefix="bert_keras-worker-backup-")
+            try:
+                self.model.save_weights(os.path.join(scratch, _WEIGHTS))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         final = os.path.join(self.backup_dir, f"epoch-{done:06d}")
         partial = os.path.join(self.backup_dir, f".partial-epoch-{done:06d}")
@@ -110,7 +159,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             shutil.rmtree(path, ignore_errors=True)
 
     def on_train_end(self, logs=None):
-        if self.delete_on_end:
+        if self.delete_on_end and self._chief:
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     def _remove_partial_writes(self):

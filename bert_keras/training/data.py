@@ -181,6 +181,11 @@ def to_tf_dataset(
     # its whole period (docs/performance.md); this pipeline needs no tuning.
     options = tf.data.Options()
     options.autotune.enabled = False
+    # Across workers each global batch is split between them: the data is in
+    # memory, so there are no files to shard (docs/distributed.md).
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 

@@ -11,7 +11,8 @@ def add_training_arguments(
 
     Flags: --epochs --batch-size --eval-batch-size --learning-rate
     --max-seq-length --warmup-ratio --weight-decay --seed --max-train-samples
-    --max-eval-samples --mixed-precision --push-to-hub --verbose.
+    --max-eval-samples --mixed-precision --push-to-hub --verbose, and the
+    strategy flags (`add_strategy_arguments`).
     """
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=batch_size)
@@ -30,6 +31,7 @@ def add_training_arguments(
     )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    add_strategy_arguments(parser)
 
 
 def check_training_arguments(parser, args, positive=()):
@@ -42,12 +44,52 @@ def check_training_arguments(parser, args, positive=()):
         parser.error("--warmup-ratio must be in [0, 1]")
 
 
+def add_strategy_arguments(parser):
+    """Adds --strategy, --tpu and --collective-timeout (docs/distributed.md)."""
+    from bert_keras.training.distribute import DEFAULT_COLLECTIVE_TIMEOUT
+    from bert_keras.training.distribute import STRATEGIES
+
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="tf.distribute strategy; multiworker reads TF_CONFIG. Batch sizes "
+        "are global (all workers and devices together)",
+    )
+    parser.add_argument(
+        "--tpu", default=None, help="TPU name or grpc:// address (--strategy tpu)"
+    )
+    parser.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=DEFAULT_COLLECTIVE_TIMEOUT,
+        metavar="SECONDS",
+        help="multiworker: a step waiting longer than this for another worker "
+        "fails (0: wait forever); a killed worker is detected in about 10 s",
+    )
+
+
+def start_strategy(args):
+    """The strategy the flags name; call it before any other TensorFlow work."""
+    from bert_keras.training.distribute import make_strategy
+
+    return make_strategy(
+        args.strategy, collective_timeout=args.collective_timeout, tpu=args.tpu
+    )
+
+
+# Flags that may change between a run and its resume: not the run's settings.
+RESUMABLE_FLAGS = ("verbose", "strategy", "tpu", "collective_timeout")
+
+
 def configure_logging():
     """INFO logs for the run's own reports; TensorFlow's C++ chatter muted."""
     logging.basicConfig(
         level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # tf.distribute logs every collective it builds at INFO.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 COMMANDS = {

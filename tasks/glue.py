@@ -16,9 +16,11 @@ import time
 
 import numpy as np
 
+from .cli import RESUMABLE_FLAGS
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import start_strategy
 from .glue_tasks import TASKS
 from .glue_tasks import get_task
 from .glue_tasks import load_glue
@@ -99,12 +101,24 @@ class GlueScores:
 def main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    strategy = start_strategy(args)
+    from bert_keras.training.distribute import output_directory
+
+    # Only the chief writes to --output-dir; other workers write to a
+    # temporary directory that is removed (docs/distributed.md).
+    with output_directory(args.output_dir, strategy) as out:
+        return fine_tune(args, strategy, out)
+
+
+def fine_tune(args, strategy, out):
+    """Trains, saves to `out` and (on the chief) scores; returns the results."""
     import keras
 
     import bert_keras as bk
     from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
     from bert_keras.training.data import to_tf_dataset
+    from bert_keras.training.distribute import is_chief
     from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
@@ -112,7 +126,7 @@ def main(argv=None):
 
     task = args.task
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.output_dir, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
 
     splits, stats = load_glue(task, args.data_dir, ("train",) + task.dev_splits)
     if args.max_train_samples is not None:
@@ -160,26 +174,28 @@ def main(argv=None):
             "id2label": dict(enumerate(task.label_names)),
             "label2id": {name: i for i, name in enumerate(task.label_names)},
         }
-    model = bk.BertForSequenceClassification.from_pretrained(
-        args.model,
-        num_labels=task.num_labels,
-        ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-        dtype="mixed_bfloat16" if args.mixed_precision else None,
-        problem_type="regression"
-        if task.is_regression
-        else "single_label_classification",
-        **label_maps,
-    )
+    # Global batches: the step count and schedule are those of one worker.
     steps_per_epoch = int(train_ds.cardinality())
     total_steps = steps_per_epoch * args.epochs
-    model.compile(
-        optimizer=create_optimizer(
-            args.learning_rate,
-            total_steps=total_steps,
-            warmup_ratio=args.warmup_ratio,
-            weight_decay=args.weight_decay,
+    with strategy.scope():
+        model = bk.BertForSequenceClassification.from_pretrained(
+            args.model,
+            num_labels=task.num_labels,
+            ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+            dtype="mixed_bfloat16" if args.mixed_precision else None,
+            problem_type="regression"
+            if task.is_regression
+            else "single_label_classification",
+            **label_maps,
         )
-    )
+        model.compile(
+            optimizer=create_optimizer(
+                args.learning_rate,
+                total_steps=total_steps,
+                warmup_ratio=args.warmup_ratio,
+                weight_decay=args.weight_decay,
+            )
+        )
 
     scores = GlueScores(task)
     first_dev = task.dev_splits[0]
@@ -202,10 +218,10 @@ def main(argv=None):
     history = reporting.EpochHistory()
     # A killed run, rerun with the same command, resumes after its last
     # finished epoch (OUT/backup, removed when the run completes).
-    settings = {k: v for k, v in vars(args).items() if k not in ("verbose",)}
+    settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
     settings["task"] = task.name
     resume_callbacks, checkpoint = resumable(
-        os.path.join(args.output_dir, "backup"), settings, history
+        os.path.join(args.output_dir, "backup"), settings, history, strategy
     )
     train_start = time.perf_counter()
     model.fit(
@@ -217,13 +233,13 @@ def main(argv=None):
     )
     train_time = time.perf_counter() - train_start
     epochs_run = args.epochs - checkpoint.restored_epoch
-    model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+    model.save_pretrained(out, tokenizer=tokenizer)
+    if not is_chief(strategy):
+        return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
     # Final scores come from the saved checkpoint in float32, so that
     # predictions.tsv is exactly what transformers computes from OUT/ (a
     # bfloat16 forward pass flips a few borderline predictions).
-    eval_model = bk.BertForSequenceClassification.from_pretrained(
-        args.output_dir, dtype="float32"
-    )
+    eval_model = bk.BertForSequenceClassification.from_pretrained(out, dtype="float32")
 
     results = {}
     eval_time = 0.0
@@ -236,7 +252,7 @@ def main(argv=None):
         results.update({f"eval_{k}{suffix}": float(v) for k, v in split_scores.items()})
         write_predictions(
             os.path.join(
-                args.output_dir,
+                out,
                 "predictions.tsv" if split == first_dev else f"predictions_{split}.tsv",
             ),
             scores.predictions(logits),
@@ -257,6 +273,7 @@ def main(argv=None):
             "dev_time_seconds": eval_time,
             "steps": int(model.optimizer.iterations.numpy()),
             "planned_steps": steps_per_epoch * args.epochs,
+            "replicas": strategy.num_replicas_in_sync,
             "resumed_after_epoch": checkpoint.restored_epoch,
             "train_examples_per_second": num_train * epochs_run / train_time,
             "dev_examples_per_second": num_eval / max(eval_time, 1e-9),
@@ -265,9 +282,9 @@ def main(argv=None):
             "framework_versions": reporting.framework_versions(),
         }
     )
-    reporting.write_json(os.path.join(args.output_dir, "results.json"), results)
+    reporting.write_json(os.path.join(out, "results.json"), results)
     reporting.plot_curves(
-        os.path.join(args.output_dir, "training_curves.png"),
+        os.path.join(out, "training_curves.png"),
         history.epochs,
         f"{task.name}: {args.model}",
     )
@@ -291,15 +308,15 @@ def main(argv=None):
         },
         tags=["glue", task.name],
     )
-    card.save(os.path.join(args.output_dir, "README.md"))
+    card.save(os.path.join(out, "README.md"))
 
     summary = ", ".join(
         f"{k} = {v:.4f}" for k, v in results.items() if k.startswith("eval_")
     )
     print(f"\n{task.name} dev: {summary}")
-    print(f"outputs in {os.path.abspath(args.output_dir)}")
+    print(f"outputs in {os.path.abspath(out)}")
     if args.push_to_hub:
-        info = reporting.push_directory(args.output_dir, args.push_to_hub)
+        info = reporting.push_directory(out, args.push_to_hub)
         print(f"pushed to the Hub: {info}")
     return results
 
@@ -318,6 +335,7 @@ def hyperparameters(args):
         "lr_schedule": "linear warmup, then linear decay to 0",
         "mixed_precision": "mixed_bfloat16" if args.mixed_precision else "float32",
         "max_train_samples": args.max_train_samples,
+        "strategy": args.strategy,
     }
 
 

@@ -3,7 +3,7 @@
     python -m tasks.pretrain --corpus PATH --output-dir OUT \\
         [--vocab-size 8000 | --tokenizer NAME_OR_DIR] [--config JSON_OR_DIR] \\
         --max-steps 2000 --batch-size 32 [--save-steps 200] [--mixed-precision] \\
-        [--strategy default|mirrored]
+        [--strategy default|mirrored|multiworker|tpu]
 
 The corpus is BERT's format (sentence per line, blank line between documents)
 or WikiText's raw layout (detected from its ` = Title = ` lines): files or a
@@ -20,6 +20,8 @@ import json
 import os
 import sys
 import time
+
+from .cli import add_strategy_arguments
 
 SMALL_BERT = {
     "hidden_size": 256,
@@ -60,10 +62,16 @@ def parse_args(argv=None):
     parser.add_argument("--num-shards", type=int, default=4)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument(
-        "--strategy", choices=("default", "mirrored"), default="default"
-    )
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    add_strategy_arguments(parser)
+    parser.add_argument(
+        "--data-wait",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="multiworker: how long the other workers wait for the chief to "
+        "write the tokenizer and instances",
+    )
     args = parser.parse_args(argv)
     for name in ("max_steps", "batch_size", "save_steps", "max_seq_length"):
         if getattr(args, name) <= 0:
@@ -128,84 +136,60 @@ def build_config(args, tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
+    from bert_keras.training.distribute import output_directory
+
     from .cli import configure_logging
+    from .cli import start_strategy
 
     configure_logging()
+    strategy = start_strategy(args)
+    # Only the chief writes to --output-dir; other workers make their own
+    # tokenizer and instances (the same, checked) in a temporary directory.
+    with output_directory(args.output_dir, strategy) as out:
+        return pretrain(args, strategy, out)
+
+
+def pretrain(args, strategy, out):
+    """Trains on the chief's data in --output-dir/work, saves to `out`."""
     import keras
-    import tensorflow as tf
 
     import bert_keras as bk
     from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.callbacks import ResumableCheckpoint
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
+    from bert_keras.training.distribute import is_chief
+    from bert_keras.training.distribute import worker_count
     from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
-    from .pretrain_data import create_instances
-    from .pretrain_data import tokenize_documents
-    from .pretrain_data import write_instances
-    from .pretrain_vocab import train_wordpiece
 
     keras.utils.set_random_seed(args.seed)
-    out = args.output_dir
     os.makedirs(out, exist_ok=True)
     work = os.path.join(out, "work")
     os.makedirs(work, exist_ok=True)
 
-    # Tokenizer and instances are made once; a resumed run reuses them.
-    tokenizer_dir = os.path.join(work, "tokenizer")
-    instance_dir = os.path.join(work, "instances")
-    if os.path.isfile(os.path.join(tokenizer_dir, "tokenizer.json")):
-        tokenizer = bk.AutoTokenizer.from_pretrained(tokenizer_dir)
-        documents = None
+    # Tokenizer and instances are made once, by the chief, in --output-dir;
+    # a resumed run reuses them, and the other workers read them there.
+    data_dir = os.path.join(args.output_dir, "work")
+    if is_chief(strategy):
+        prepare_data(args, data_dir)
     else:
-        documents = load_documents(corpus_files(args.corpus))
-        if args.tokenizer:
-            tokenizer = bk.AutoTokenizer.from_pretrained(args.tokenizer)
-        else:
-            tokenizer = train_wordpiece(
-                (s for d in documents for s in d), args.vocab_size
-            )
-        tokenizer.save_pretrained(tokenizer_dir)
-    pattern = os.path.join(instance_dir, "instances-*.tfrecord")
-    if not glob.glob(pattern):
-        if documents is None:
-            documents = load_documents(corpus_files(args.corpus))
-        tokenized = tokenize_documents(documents, tokenizer)
-        instances = []
-        for copy in range(args.dupe_factor):
-            instances += create_instances(
-                tokenized,
-                tokenizer.cls_token_id,
-                tokenizer.sep_token_id,
-                max_seq_length=args.max_seq_length,
-                short_seq_prob=args.short_seq_prob,
-                seed=args.seed + copy,
-            )
-        write_instances(instances, instance_dir, num_shards=args.num_shards)
-        with open(os.path.join(work, "instances.json"), "w") as handle:
-            json.dump(
-                {
-                    "instances": len(instances),
-                    "documents": len(documents),
-                    **unigram_baseline(instances, tokenizer.all_special_ids),
-                },
-                handle,
-            )
-    with open(os.path.join(work, "instances.json")) as handle:
+        wait_for_data(data_dir, args.data_wait)
+    tokenizer = bk.AutoTokenizer.from_pretrained(os.path.join(data_dir, "tokenizer"))
+    pattern = os.path.join(data_dir, "instances", "instances-*.tfrecord")
+    with open(os.path.join(data_dir, "instances.json")) as handle:
         corpus_stats = json.load(handle)
 
-    dataset = masked_batches(pattern, tokenizer, args, repeat=True)
-
-    if args.strategy == "mirrored":
-        # Every accelerator, or else every logical CPU device (a CPU can be
-        # split into several with tf.config.set_logical_device_configuration).
-        devices = tf.config.list_logical_devices(
-            "GPU"
-        ) or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    if worker_count(strategy) > 1:
+        check_workers_share_data(strategy, tokenizer, pattern)
+        # Each worker reads its own shard files (see masked_batches).
+        dataset = strategy.distribute_datasets_from_function(
+            lambda context: masked_batches(
+                pattern, tokenizer, args, repeat=True, input_context=context
+            )
+        )
     else:
-        strategy = tf.distribute.get_strategy()
+        dataset = masked_batches(pattern, tokenizer, args, repeat=True)
     config = build_config(args, tokenizer)
     with strategy.scope():
         model = bk.BertForPreTraining(
@@ -257,7 +241,10 @@ def main(argv=None):
         callbacks=[
             # Before the checkpoint: a step with a NaN loss is never saved.
             StopOnNonFiniteLoss(),
-            ResumableCheckpoint(os.path.join(work, "backup"), keep=2),
+            # Read by every worker, written by the chief.
+            ResumableCheckpoint(
+                os.path.join(args.output_dir, "work", "backup"), keep=2
+            ),
             history,
             SaveHistory(),
             throughput,
@@ -270,6 +257,8 @@ def main(argv=None):
     steps = int(model.optimizer.iterations.numpy())
 
     model.save_pretrained(out, tokenizer=tokenizer)
+    if not is_chief(strategy):
+        return {"chief": False, "steps": steps}
     tokens_per_step = args.batch_size * args.max_seq_length
     run_steps = steps - (
         steps if throughput.first_step is None else throughput.first_step
@@ -290,6 +279,7 @@ def main(argv=None):
         "corpus": corpus_stats,
         "config": config.to_dict(),
         "replicas": strategy.num_replicas_in_sync,
+        "workers": worker_count(strategy),
         "hyperparameters": {k: v for k, v in vars(args).items() if k != "output_dir"},
         "framework_versions": reporting.framework_versions(),
     }
@@ -312,6 +302,106 @@ def main(argv=None):
     return results
 
 
+def check_workers_share_data(strategy, tokenizer, pattern):
+    """Every worker made the same vocabulary and instances, or none trains."""
+    import glob
+    import hashlib
+
+    import numpy as np
+    import tensorflow as tf
+
+    digest = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    for path in sorted(glob.glob(pattern)):
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    mine = int.from_bytes(digest.digest()[:7], "little")
+    everyone = strategy.gather(
+        strategy.run(lambda: tf.constant([mine], tf.int64)), axis=0
+    )
+    if len(set(np.asarray(everyone).tolist())) > 1:
+        raise ValueError(
+            "The workers built different vocabularies or pretraining instances "
+            "from --corpus (a corpus that differs between machines, or "
+            "WordPiece training that broke ties differently). Expected the same "
+            "on every worker: give each the same --corpus files, and pass "
+            "--tokenizer with one shared tokenizer (e.g. the chief's "
+            "OUT/work/tokenizer)."
+        )
+
+
+def prepare_data(args, work):
+    """Makes `work`/tokenizer and `work`/instances; instances.json marks them done."""
+    import bert_keras as bk
+
+    from . import reporting
+    from .pretrain_data import create_instances
+    from .pretrain_data import tokenize_documents
+    from .pretrain_data import write_instances
+    from .pretrain_vocab import train_wordpiece
+
+    tokenizer_dir = os.path.join(work, "tokenizer")
+    if os.path.isfile(os.path.join(work, "instances.json")):
+        return
+    documents = load_documents(corpus_files(args.corpus))
+    if os.path.isfile(os.path.join(tokenizer_dir, "tokenizer.json")):
+        tokenizer = bk.AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        if args.tokenizer:
+            tokenizer = bk.AutoTokenizer.from_pretrained(args.tokenizer)
+        else:
+            tokenizer = train_wordpiece(
+                (s for d in documents for s in d), args.vocab_size
+            )
+        tokenizer.save_pretrained(tokenizer_dir)
+    tokenized = tokenize_documents(documents, tokenizer)
+    instances = []
+    for copy in range(args.dupe_factor):
+        instances += create_instances(
+            tokenized,
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            max_seq_length=args.max_seq_length,
+            short_seq_prob=args.short_seq_prob,
+            seed=args.seed + copy,
+        )
+    write_instances(
+        instances, os.path.join(work, "instances"), num_shards=args.num_shards
+    )
+    reporting.write_json(
+        os.path.join(work, "instances.json"),
+        {
+            "instances": len(instances),
+            "documents": len(documents),
+            **unigram_baseline(instances, tokenizer.all_special_ids),
+        },
+    )
+
+
+def wait_for_data(work, seconds):
+    """Waits (bounded) until the chief has written the tokenizer and instances."""
+    import logging
+
+    marker = os.path.join(work, "instances.json")
+    deadline = time.monotonic() + seconds
+    next_report = 0.0
+    while not os.path.isfile(marker):
+        now = time.monotonic()
+        if now > deadline:
+            raise TimeoutError(
+                f"Waited {seconds:.0f} s for the chief to write {marker}. Expected "
+                "--output-dir on storage every worker shares (the chief writes "
+                "the tokenizer and instances there, the others read them), and a "
+                "running chief. Check the chief's log, or raise --data-wait."
+            )
+        if now >= next_report:
+            logging.getLogger("tasks.pretrain").info(
+                "Waiting for the chief's tokenizer and instances in %s", work
+            )
+            next_report = now + 30
+        time.sleep(0.5)
+
+
 def unigram_baseline(instances, special_ids):
     """Share of the most frequent non-special token among all of them."""
     counts = collections.Counter()
@@ -325,19 +415,40 @@ def unigram_baseline(instances, special_ids):
     return {"unigram_baseline": count / total, "most_frequent_token_id": token}
 
 
-def masked_batches(pattern, tokenizer, args, repeat=False):
+def masked_batches(pattern, tokenizer, args, repeat=False, input_context=None):
     """Instances from TFRecord shards, shuffled, dynamically masked, batched.
 
-    Masks are a function of (seed, running example index): with `repeat`, new
-    on every pass; identical on one device or several.
+    A global batch of B instances takes B / F consecutive instances from each
+    of the F shard files (each file shuffled on its own, in its own order on
+    every pass). So the global batches are the same whatever the number of
+    workers: worker w of N reads only the files w, w + N, ... and builds its
+    B / N share of each global batch (per replica when `input_context` comes
+    from `strategy.distribute_datasets_from_function`). Masks are a function
+    of (seed, file, position in the file's stream): new on every pass with
+    `repeat`, identical on one device or many.
     """
+    import glob
+
     import tensorflow as tf
 
     from bert_keras.training.masking import MaskedLMMasker
     from bert_keras.training.masking import continuation_ids_from_tokenizer
 
-    from .pretrain_data import read_instances
+    from .pretrain_data import instance_records
 
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"No instance shards match {pattern}")
+    workers = input_context.num_input_pipelines if input_context else 1
+    worker = input_context.input_pipeline_id if input_context else 0
+    if args.batch_size % len(files) or len(files) % workers:
+        raise ValueError(
+            f"--batch-size {args.batch_size} cannot be split evenly over the "
+            f"{len(files)} instance shards and {workers} worker(s). Expected a "
+            "batch size that is a multiple of the number of shards, and a "
+            "number of shards that is a multiple of the number of workers. "
+            "Change --batch-size, or --num-shards in a new --output-dir."
+        )
     masker = MaskedLMMasker(
         vocab_size=len(tokenizer),
         mask_token_id=tokenizer.mask_token_id,
@@ -357,18 +468,39 @@ def masked_batches(pattern, tokenizer, args, repeat=False):
         },
         {"next_sentence_label": 0, "labels": -100},
     )
-    dataset = read_instances(pattern).shuffle(10_000, seed=args.seed)
-    if repeat:
-        dataset = dataset.repeat()
+    paths = tf.constant(files)
+    num_files = len(files)
+
+    def file_stream(file_index):
+        stream = instance_records(tf.gather(paths, file_index)).shuffle(
+            10_000, seed=args.seed + file_index, reshuffle_each_iteration=True
+        )
+        if repeat:
+            stream = stream.repeat()
+        # A global example number: the mask seed, whatever the worker count.
+        return stream.enumerate().map(
+            lambda position, example: (position * num_files + file_index, example)
+        )
+
+    mine = list(range(worker, num_files, workers))
+    batch_size = args.batch_size // workers
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(args.batch_size)
     return (
-        dataset.enumerate()
+        tf.data.Dataset.from_tensor_slices(tf.constant(mine, tf.int64))
+        .interleave(
+            file_stream,
+            cycle_length=len(mine),
+            block_length=args.batch_size // num_files,
+            deterministic=True,
+        )
         # Masks depend on (seed, index) only: parallel and still reproducible.
         .map(
             lambda index, example: masker(*example, index=index),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        .padded_batch(args.batch_size, padding_values=padding, drop_remainder=True)
+        .padded_batch(batch_size, padding_values=padding, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
 

@@ -240,7 +240,11 @@ def read_instances(pattern, num_workers=1, worker_index=0):
     files = sorted(glob.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No instance shards match {pattern}")
-    files = files[worker_index::num_workers]
+    return instance_records(files[worker_index::num_workers])
+
+
+def instance_records(files):
+    """`tf.data` of the instances in `files` (paths, or a string tensor), in order."""
     spec = {
         "input_ids": tf.io.RaggedFeature(tf.int64),
         "token_type_ids": tf.io.RaggedFeature(tf.int64),

@@ -5,6 +5,7 @@ The task CLIs back up model and optimizer after every epoch in `OUT/backup`
 the same command restores the newest backup, keeps the finished epochs'
 history and trains only the epochs left; a run that completes removes the
 backup. A rerun with other settings is refused rather than mixed in.
+Across workers only the chief writes there; every worker reads it.
 """
 
 import json
@@ -15,7 +16,7 @@ import keras
 from . import reporting
 
 
-def resumable(backup_dir, settings, history):
+def resumable(backup_dir, settings, history, strategy=None):
     """Returns the callbacks that make `fit` resumable in `backup_dir`.
 
     Args:
@@ -24,12 +25,16 @@ def resumable(backup_dir, settings, history):
             a backup made with other settings is not resumed.
         history: `reporting.EpochHistory` of the run; its rows of finished
             epochs are saved with each backup and restored with it.
+        strategy: the `tf.distribute.Strategy` of the run (None: default).
 
     Returns:
         `(callbacks, checkpoint)`: put `callbacks` after the ones that fill
         the epoch logs; `checkpoint.restored_epoch` is the epoch resumed after.
     """
     from bert_keras.training.callbacks import ResumableCheckpoint
+    from bert_keras.training.distribute import is_chief
+
+    chief = is_chief(strategy)
 
     run_file = os.path.join(backup_dir, "run.json")
     history_file = os.path.join(backup_dir, "history.json")
@@ -49,7 +54,7 @@ def resumable(backup_dir, settings, history):
                 f"{[settings.get(k) for k in changed]} now). Rerun the same command "
                 f"to resume it, or delete {backup_dir} to start over."
             )
-    else:
+    elif chief:
         os.makedirs(backup_dir, exist_ok=True)
         reporting.write_json(run_file, settings)
 
@@ -72,6 +77,7 @@ def resumable(backup_dir, settings, history):
             history.epochs = [row for row in rows if row["epoch"] <= done]
 
         def on_epoch_end(self, epoch, logs=None):
-            reporting.write_json(history_file, history.epochs)
+            if chief:
+                reporting.write_json(history_file, history.epochs)
 
     return [SaveHistory(), checkpoint], checkpoint

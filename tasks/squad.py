@@ -22,6 +22,7 @@ import numpy as np
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import start_strategy
 from .squad_data import count_unlocated
 from .squad_data import eval_features
 from .squad_data import read_squad
@@ -92,6 +93,17 @@ def load_split(args, split):
 def main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    strategy = start_strategy(args)
+    from bert_keras.training.distribute import output_directory
+
+    # Only the chief writes to --output-dir; other workers write to a
+    # temporary directory that is removed (docs/distributed.md).
+    with output_directory(args.output_dir, strategy) as out:
+        return fine_tune(args, strategy, out)
+
+
+def fine_tune(args, strategy, out):
+    """Trains, saves to `out` and (on the chief) scores; returns the results."""
     import evaluate
     import keras
 
@@ -99,12 +111,13 @@ def main(argv=None):
     from bert_keras.checkpoints.model_card import model_card
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
     from bert_keras.training.data import to_tf_dataset
+    from bert_keras.training.distribute import is_chief
     from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
 
     keras.utils.set_random_seed(args.seed)
-    os.makedirs(args.output_dir, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     tokenizer = bk.AutoTokenizer.from_pretrained(args.model)
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
@@ -134,9 +147,10 @@ def main(argv=None):
             eval_examples, tokenizer, args.max_query_length
         )
 
-    model = bk.BertForQuestionAnswering.from_pretrained(
-        args.model, dtype="mixed_bfloat16" if args.mixed_precision else None
-    )
+    with strategy.scope():
+        model = bk.BertForQuestionAnswering.from_pretrained(
+            args.model, dtype="mixed_bfloat16" if args.mixed_precision else None
+        )
     history = reporting.EpochHistory()
     if train_examples is not None:
         features = train_examples.map(
@@ -163,15 +177,17 @@ def main(argv=None):
             seed=args.seed,
             pad_token_id=tokenizer.pad_token_id or 0,
         )
+        # Global batches: the step count and schedule are those of one worker.
         total_steps = int(train_ds.cardinality()) * args.epochs
-        model.compile(
-            optimizer=create_optimizer(
-                args.learning_rate,
-                total_steps=total_steps,
-                warmup_ratio=args.warmup_ratio,
-                weight_decay=args.weight_decay,
+        with strategy.scope():
+            model.compile(
+                optimizer=create_optimizer(
+                    args.learning_rate,
+                    total_steps=total_steps,
+                    warmup_ratio=args.warmup_ratio,
+                    weight_decay=args.weight_decay,
+                )
             )
-        )
         start = time.perf_counter()
         model.fit(
             train_ds,
@@ -186,27 +202,30 @@ def main(argv=None):
         )
         results["train_loss_per_epoch"] = [row["loss"] for row in history.epochs]
         results["data"]["train"] = train_stats
-        model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+        model.save_pretrained(out, tokenizer=tokenizer)
+        if not is_chief(strategy):
+            return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
         # Score the saved checkpoint in float32: what transformers would load.
-        model = bk.BertForQuestionAnswering.from_pretrained(
-            args.output_dir, dtype="float32"
-        )
+        model = bk.BertForQuestionAnswering.from_pretrained(out, dtype="float32")
     else:
-        model.save_pretrained(args.output_dir, tokenizer=tokenizer)
+        model.save_pretrained(out, tokenizer=tokenizer)
+        if not is_chief(strategy):
+            return {"chief": False}
 
     if eval_examples is not None:
         results.update(
-            evaluate_squad(args, model, tokenizer, eval_examples, window, evaluate)
+            evaluate_squad(args, model, tokenizer, eval_examples, window, evaluate, out)
         )
         results["data"]["eval"] = eval_stats
     results["hyperparameters"] = {
         k: v for k, v in vars(args).items() if k not in ("output_dir", "push_to_hub")
     }
     results["framework_versions"] = reporting.framework_versions()
-    reporting.write_json(os.path.join(args.output_dir, "results.json"), results)
+    results["replicas"] = strategy.num_replicas_in_sync
+    reporting.write_json(os.path.join(out, "results.json"), results)
     if history.epochs:
         reporting.plot_curves(
-            os.path.join(args.output_dir, "training_curves.png"),
+            os.path.join(out, "training_curves.png"),
             history.epochs,
             f"SQuAD: {args.model}",
         )
@@ -224,12 +243,12 @@ def main(argv=None):
         training_hyperparameters=results["hyperparameters"],
         tags=["squad", "question-answering"],
     )
-    card.save(os.path.join(args.output_dir, "README.md"))
+    card.save(os.path.join(out, "README.md"))
     if scores:
         print("\nSQuAD: " + ", ".join(f"{k} = {v:.2f}" for k, v in scores.items()))
-    print(f"outputs in {os.path.abspath(args.output_dir)}")
+    print(f"outputs in {os.path.abspath(out)}")
     if args.push_to_hub:
-        print(f"pushed: {reporting.push_directory(args.output_dir, args.push_to_hub)}")
+        print(f"pushed: {reporting.push_directory(out, args.push_to_hub)}")
     return results
 
 
@@ -237,7 +256,7 @@ SCORE_KEYS = ("exact_match", "f1", "exact", "HasAns_exact", "HasAns_f1",
               "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")  # fmt: skip
 
 
-def evaluate_squad(args, model, tokenizer, examples, window, evaluate):
+def evaluate_squad(args, model, tokenizer, examples, window, evaluate, out):
     from bert_keras.training.data import to_tf_dataset
 
     features = examples.map(
@@ -282,7 +301,6 @@ def evaluate_squad(args, model, tokenizer, examples, window, evaluate):
         metric = evaluate.load(os.path.join(METRICS_DIR, "squad"))
         formatted = [{"id": i, "prediction_text": t} for i, t in predictions.items()]
     scores = metric.compute(predictions=formatted, references=references)
-    out = args.output_dir
     with open(os.path.join(out, "predictions.json"), "w", encoding="utf-8") as handle:
         json.dump(predictions, handle, indent=2, ensure_ascii=False)
     with open(

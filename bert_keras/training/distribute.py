@@ -59,6 +59,15 @@ def make_strategy(
 
     Returns:
         A `tf.distribute.Strategy`.
+
+    Example:
+
+    >>> strategy = make_strategy("default")
+    >>> with strategy.scope():
+    ...     model = BertForSequenceClassification(config)
+    ...     model.compile()
+    >>> strategy.num_replicas_in_sync
+    1
     """
     if name not in STRATEGIES:
         raise ValueError(

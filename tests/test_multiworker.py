@@ -319,3 +319,43 @@ def test_multiworker_without_tf_config_says_how_to_set_it(tmp_path):
         text = one.output(0)
     assert "needs the TF_CONFIG environment variable" in text
     assert time.monotonic() - started < 120
+
+
+PLAIN_KERAS = """
+import bert_keras as bk
+strategy = bk.make_strategy("multiworker")
+import keras, numpy as np
+
+class FirstBugAvoided(keras.Sequential):
+    # What keras_private.ModelHooks does when no data is needed to build.
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.trainable_variables)
+
+for kind in (keras.Sequential, FirstBugAvoided):
+    with strategy.scope():
+        model = kind([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+    try:
+        model.fit(np.ones((8, 3)), np.ones((8, 1)), batch_size=4, verbose=0)
+        print(kind.__name__, "WORKED", flush=True)
+    except Exception as error:
+        print(kind.__name__, "FAILED", str(error).splitlines()[0][:300], flush=True)
+"""
+
+
+def test_upstream_keras_still_needs_both_workarounds(tmp_path):
+    """When this fails, Keras fixed multi-worker fit: drop the ModelHooks overrides."""
+    import keras
+
+    from bert_keras import keras_private
+
+    with Workers(["-c", PLAIN_KERAS], count=2, log_dir=str(tmp_path)) as pair:
+        pair.wait(180)
+        text = pair.output(0)
+    assert keras_private.KERAS_VERSION == ".".join(keras.__version__.split(".")[:2])
+    fixed = f"Keras {keras.__version__} fixed it: remove the workaround in ModelHooks."
+    # keras-team/keras#20585: building from a batch of per-replica values.
+    assert "Sequential FAILED" in text and "PerReplica" in text, fixed
+    # tensorflow/tensorflow#72388: averaging scalar logs along axis 0.
+    assert "FirstBugAvoided FAILED Invalid reduction dimension 0" in text, fixed

@@ -177,7 +177,10 @@ def check_inputs(model, inputs):
         tf.logical_not(tf.reduce_any(left)),
         [
             GRAPH_ERROR_MARK + left_padding_message() + " Received: row",
-            tf.argmax(tf.reshape(tf.cast(left, tf.int32), [-1])),
+            # Computed even when the check passes: the trailing 1 keeps the
+            # argmax defined on an empty batch (a replica's share of a last
+            # batch smaller than the number of replicas).
+            tf.argmax(tf.concat([tf.reshape(tf.cast(left, tf.int32), [-1]), [1]], 0)),
         ],
     )
     return checks + [check, padding_check]

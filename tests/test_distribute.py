@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import bert_keras as bk
 from bert_keras.training import distribute
+from bert_keras.training.inputs import graph_errors_as_input_errors
 from bert_keras.training.metrics import GlobalBatchLoss
 from bert_keras.training.metrics import GlobalMean
 
@@ -153,3 +154,27 @@ def test_compile_logs_the_global_batch_loss():
     )  # fmt: skip
     model.compile()
     assert isinstance(model._loss_tracker, GlobalBatchLoss)
+
+
+def test_on_a_tpu_inputs_are_checked_on_their_way_in(monkeypatch):
+    """A TPU compiles the step with XLA (which drops asserts) though Keras
+    leaves `jit_compile` False under TPUStrategy: the data is checked first."""
+
+    class NoTPU(tf.distribute.TPUStrategy):
+        def __init__(self):  # stands for a TPUStrategy; none can be built here
+            pass
+
+    model = bk.BertForSequenceClassification(
+        bk.BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1,
+                      num_attention_heads=2, intermediate_size=8)
+    )  # fmt: skip
+    model.compile()
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"input_ids": np.full((2, 4), 99, "int32")}, np.zeros(2, "int32"))
+    ).batch(2)
+    assert model._guard_data(data) is data  # one device: checked in the step
+    monkeypatch.setattr(model, "_distribute_strategy", NoTPU())
+    assert not model.jit_compile
+    with pytest.raises(bk.InputError, match="must be in \\[0, 30\\)"):
+        with graph_errors_as_input_errors():  # what fit() wraps the run in
+            next(iter(model._guard_data(data)))

@@ -151,6 +151,16 @@ class TaskTrainer(ModelHooks):
             y = np.asarray(y)  # a plain list of labels, not a list of arrays
         self._check_labels(tf.nest.map_structure(tf.convert_to_tensor, y), features)
 
+    def _xla_compiled(self):
+        """Whether steps run as XLA programs: `jit_compile`, or on a TPU.
+
+        Under TPUStrategy Keras sets `jit_compile` to False, yet the TPU
+        compiles the whole step with XLA all the same.
+        """
+        return bool(self.jit_compile) or isinstance(
+            distribute_strategy(self), tf.distribute.TPUStrategy
+        )
+
     def _guard_data(self, data):
         """Checks inputs before they enter an XLA-compiled step.
 
@@ -158,7 +168,7 @@ class TaskTrainer(ModelHooks):
         `jit_compile=True` the checks run on the data on its way in: eagerly
         for arrays, inside the `tf.data` pipeline for datasets.
         """
-        if not self.compiled or not self.jit_compile or data is None:
+        if not self.compiled or not self._xla_compiled() or data is None:
             return data
         if isinstance(data, tf.data.Dataset):
             # Not converted by autograph, so a static-shape InputError raised
@@ -280,7 +290,7 @@ class TaskTrainer(ModelHooks):
             return super().test_step(data)
 
     def _step_checks(self, data):
-        if self.jit_compile:
+        if self._xla_compiled():
             # XLA drops asserts; `_guard_data` checked the data on the way in.
             return []
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)

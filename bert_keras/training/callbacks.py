@@ -37,8 +37,9 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Safe with several workers (`MultiWorkerMirroredStrategy`): only the chief
     writes, renames and deletes in `backup_dir`; the other workers save to
     temporary directories that are removed at once (a save may take part in
-    collectives). Every worker restores from `backup_dir`, which must be on
-    storage all of them read, and they check that they resumed the same epoch.
+    collectives). Every worker restores the epoch the chief chose from
+    `backup_dir`, which must be on storage all of them read; a worker that
+    cannot read it stops them all with a `TrainingError`.
 
     Args:
         backup_dir: str, directory for the checkpoints (created if needed).
@@ -85,17 +86,17 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self._remove_partial_writes()
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        self._restore()
-        self._check_workers_agree()
+        if self._strategy is None or worker_count(self._strategy) < 2:
+            self._restore()
+        else:
+            self._restore_as_the_chief_does()
 
     def _restore(self):
+        """Restores the newest checkpoint that loads; returns its epoch (or 0)."""
         model = self.model
         for epoch, path in self.checkpoints():
             try:
-                with open(os.path.join(path, _METADATA), encoding="utf-8") as f:
-                    if json.load(f)["epoch"] != epoch:
-                        raise ValueError("its metadata names another epoch")
-                model.load_weights(os.path.join(path, _WEIGHTS))
+                self._load(epoch, path)
             except Exception as error:  # noqa: BLE001 - any damage: try older
                 logger.warning(
                     "Checkpoint %s cannot be restored (%s); trying an older one.",
@@ -106,27 +107,55 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             self.restored_epoch = epoch
             set_initial_epoch(model, epoch)
             logger.info("Resuming after epoch %d from %s", epoch, path)
-            return
+            return epoch
+        return 0
 
-    def _check_workers_agree(self):
-        """All workers must resume the same epoch, or their weights differ."""
-        strategy = self._strategy
-        if strategy is None or worker_count(strategy) < 2:
-            return
+    def _load(self, epoch, path):
+        with open(os.path.join(path, _METADATA), encoding="utf-8") as f:
+            if json.load(f)["epoch"] != epoch:
+                raise ValueError("its metadata names another epoch")
+        self.model.load_weights(os.path.join(path, _WEIGHTS))
+
+    def _restore_as_the_chief_does(self):
+        """Every worker restores the epoch the chief chose, or none trains.
+
+        The choice is sent in a collective, which the chief reaches only after
+        its last backup is complete: a worker never reads a half-written one.
+        """
+        chosen = self._everyone(self._restore() if self._chief else 0)
+        epoch = max(chosen)
+        failure = ""
+        if not self._chief and epoch:
+            path = os.path.join(self.backup_dir, f"epoch-{epoch:06d}")
+            try:
+                self._load(epoch, path)
+                self.restored_epoch = epoch
+                set_initial_epoch(self.model, epoch)
+            except Exception as error:  # noqa: BLE001 - reported to all below
+                failure = f"{type(error).__name__}: {error}"
+                logger.error("Cannot read the chief's backup %s (%s)", path, failure)
+        failed = [
+            index for index, bad in enumerate(self._everyone(int(bool(failure)))) if bad
+        ]
+        if failed:
+            raise TrainingError(
+                f"The chief resumes after epoch {epoch} from {self.backup_dir}, but "
+                f"worker(s) {failed} (in replica order) cannot read that backup"
+                f"{' (' + failure + ')' if failure else ''}. Expected every worker "
+                "to read the chief's backup directory: put it on storage that all "
+                "workers share (a network file system or a bucket), with the same "
+                "path on each."
+            )
+
+    def _everyone(self, value):
+        """`value` of every replica, gathered in a collective."""
         import tensorflow as tf
 
-        epochs = strategy.gather(
-            strategy.run(lambda: tf.constant([self.restored_epoch])), axis=0
+        strategy = self._strategy
+        gathered = strategy.gather(
+            strategy.run(lambda: tf.constant([value], tf.int64)), axis=0
         )
-        epochs = sorted(set(np.asarray(epochs).tolist()))
-        if len(epochs) > 1:
-            raise TrainingError(
-                f"The workers found different backups in {self.backup_dir}: they "
-                f"would resume after epochs {epochs}. Expected every worker to "
-                "read the same backup directory: put it on storage that all "
-                "workers share (a network file system or a bucket), with the "
-                "same path on each."
-            )
+        return np.asarray(gathered).tolist()
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1

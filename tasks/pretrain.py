@@ -492,7 +492,6 @@ def masked_batches(pattern, tokenizer, args, repeat=False, input_context=None):
             file_stream,
             cycle_length=len(mine),
             block_length=args.batch_size // num_files,
-            deterministic=True,
         )
         # Masks depend on (seed, index) only: parallel and still reproducible.
         .map(

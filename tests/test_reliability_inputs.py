@@ -220,3 +220,49 @@ def test_regression_and_question_answering_take_any_label_value():
         verbose=0,
     )
     assert np.isfinite(history.history["loss"]).all()
+
+
+# --- Issue 21, item 15: malformed model inputs ----------------------------------
+
+
+def test_sequences_of_length_zero_are_an_input_error():
+    model = bk.BertModel(tiny_config())
+    empty = {"input_ids": np.zeros((2, 0), "int32")}
+    with pytest.raises(bk.InputError, match="no tokens.*shape \\(2, 0\\)"):
+        model(empty)
+    with pytest.raises(bk.InputError, match="no tokens"):
+        model.predict(empty, verbose=0)
+
+
+def test_ragged_lists_say_to_pad():
+    model = bk.BertModel(tiny_config())
+    with pytest.raises(bk.InputError, match="different lengths.*padding=True"):
+        model({"input_ids": [[5, 6, 7], [5, 6]]})
+    with pytest.raises(bk.InputError, match="different lengths.*padding=True"):
+        model({"input_ids": [[5, 6], [5, 6]], "attention_mask": [[1, 1], [1]]})
+
+
+def test_ragged_tensors_say_to_pad():
+    model = bk.BertModel(tiny_config())
+    ragged = tf.ragged.constant([[5, 6, 7], [5, 6]])
+    with pytest.raises(bk.InputError, match="RaggedTensor.*to_tensor\\(\\)"):
+        model({"input_ids": ragged})
+
+
+@pytest.mark.parametrize("name", ["input_ids", "token_type_ids"])
+def test_boolean_ids_are_refused(name):
+    model = bk.BertModel(tiny_config())
+    inputs = {"input_ids": np.ones((2, 3), "int32")}
+    inputs[name] = np.ones((2, 3), bool)
+    with pytest.raises(bk.InputError, match=f"`{name}` must hold integers.*bool"):
+        model(inputs)
+
+
+def test_boolean_attention_masks_still_work():
+    model = bk.BertModel(tiny_config())
+    ids = np.array([[5, 6, 7], [5, 6, 0]], "int32")
+    as_bool = model({"input_ids": ids, "attention_mask": ids > 0})
+    as_int = model({"input_ids": ids, "attention_mask": (ids > 0).astype("int32")})
+    np.testing.assert_array_equal(
+        as_bool["last_hidden_state"], as_int["last_hidden_state"]
+    )

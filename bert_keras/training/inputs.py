@@ -110,6 +110,12 @@ def check_inputs(model, inputs):
                 f"shape {tuple(input_ids.shape)}"
             )
     seq_len = input_ids.shape[-1]
+    if seq_len == 0:
+        raise InputError(
+            "The sequences hold no tokens. Expected at least [CLS] and [SEP] "
+            "per row, as a BERT tokenizer gives for any text, even an empty "
+            f"one. Received: input_ids of shape {tuple(input_ids.shape)}"
+        )
     limit = config.max_position_embeddings
     if seq_len is not None and seq_len > limit:
         raise InputError(
@@ -138,7 +144,7 @@ def check_inputs(model, inputs):
                     f"Received: {name} containing {bad[:5].tolist()}"
                 )
         mask = inputs["attention_mask"].numpy()
-        left = (mask[..., 0] == 0) & mask.any(axis=-1)
+        left = (mask[..., :1] == 0).all(axis=-1) & mask.any(axis=-1)
         if left.any():
             raise InputError(left_padding_message(np.argwhere(left)[0].tolist()))
         return []
@@ -169,9 +175,19 @@ def check_inputs(model, inputs):
             tf.shape(input_ids),
         ],
     )
+    not_empty = tf.debugging.Assert(
+        tf.shape(input_ids)[-1] > 0,
+        [
+            f"{GRAPH_ERROR_MARK}The sequences hold no tokens. Expected at least "
+            "[CLS] and [SEP] per row. Received: input_ids of shape",
+            tf.shape(input_ids),
+        ],
+    )
     mask = inputs["attention_mask"]
+    # [..., :1], not [..., 0]: defined on sequences of length 0 as well.
     left = tf.logical_and(
-        tf.equal(mask[..., 0], 0), tf.reduce_any(tf.not_equal(mask, 0), axis=-1)
+        tf.reduce_all(tf.equal(mask[..., :1], 0), axis=-1),
+        tf.reduce_any(tf.not_equal(mask, 0), axis=-1),
     )
     padding_check = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(left)),
@@ -183,7 +199,7 @@ def check_inputs(model, inputs):
             tf.argmax(tf.concat([tf.reshape(tf.cast(left, tf.int32), [-1]), [1]], 0)),
         ],
     )
-    return checks + [check, padding_check]
+    return checks + [not_empty, check, padding_check]
 
 
 @contextlib.contextmanager
@@ -213,17 +229,35 @@ def left_padding_message(row=None):
 
 
 def to_tensor(value, name):
+    if isinstance(value, tf.RaggedTensor):
+        raise InputError(
+            f"`{name}` is a tf.RaggedTensor; bert_keras models take rectangular "
+            f"batches. Pad it with `{name}.to_tensor()` (and give the matching "
+            "attention_mask), or tokenize with tokenizer(..., padding=True). "
+            f"Received: a RaggedTensor with row lengths {_row_lengths(value)}"
+        )
     if hasattr(value, "numpy") and not isinstance(value, (tf.Tensor, np.ndarray)):
         value = value.numpy()  # torch tensors and the like
     if isinstance(value, (list, tuple)):
-        value = np.asarray(value)
+        rows = value
+        try:
+            value = np.asarray(value)
+        except ValueError:
+            value = None
+        if value is None or value.dtype == object:
+            value = rows
+            raise InputError(
+                f"`{name}` has rows of different lengths; a batch must be "
+                "rectangular. Pad it: tokenizer(..., padding=True), or pad the "
+                "ids with the pad token and the attention_mask with 0. Received: "
+                f"{name} with row lengths {_row_lengths(value)}"
+            )
     dtype = value.dtype if isinstance(value, np.ndarray) else None
     if isinstance(value, tf.Tensor):
         dtype = value.dtype.as_numpy_dtype
-    if dtype is not None and not (
-        np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
-    ):
-        if name != "attention_mask" or not np.issubdtype(dtype, np.floating):
+    if dtype is not None and not np.issubdtype(dtype, np.integer):
+        mask_dtype = np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.bool_)
+        if name != "attention_mask" or not mask_dtype:
             raise InputError(
                 f"`{name}` must hold integers. Received: {name} of dtype "
                 f"{np.dtype(dtype).name}"
@@ -231,6 +265,13 @@ def to_tensor(value, name):
     tensor = tf.convert_to_tensor(value)
     if name == "attention_mask" and tensor.dtype != tf.int32:
         tensor = tf.cast(tf.not_equal(tensor, tf.zeros([], tensor.dtype)), tf.int32)
-    if tensor.dtype == tf.bool:
-        tensor = tf.cast(tensor, tf.int32)
     return tensor
+
+
+def _row_lengths(value):
+    if isinstance(value, tf.RaggedTensor):
+        return value.row_lengths().numpy().tolist()[:8]
+    try:
+        return [len(row) for row in value][:8]
+    except TypeError:
+        return "unknown"

@@ -154,6 +154,19 @@ def validate_config(config):
             f"is_decoder={config.is_decoder}, "
             f"add_cross_attention={config.add_cross_attention}"
         )
+    pad = getattr(config, "pad_token_id", None)
+    if pad is not None and (
+        isinstance(pad, bool)
+        or not isinstance(pad, int)
+        or not 0 <= pad < config.vocab_size
+    ):
+        raise ConfigError(
+            "Config field `pad_token_id` must be None or a token id of the "
+            f"vocabulary, in [0, vocab_size={config.vocab_size}); transformers "
+            "refuses any other (its embedding's padding_idx). "
+            f"{_fix('pad_token_id')}Received: pad_token_id={pad!r}, "
+            f"vocab_size={config.vocab_size}"
+        )
     _validate_labels(config)
     return config
 

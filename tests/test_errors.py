@@ -337,3 +337,15 @@ def test_non_bert_config_rejected(tmp_path, monkeypatch):
     with pytest.raises(bk.ConfigError) as error:
         bk.BertModel.from_pretrained(tmp_path)
     assert_names(error, "model_type='gpt2'")
+
+
+@pytest.mark.parametrize("pad_token_id", [99, 150, -1])
+def test_pad_token_id_outside_the_vocabulary_is_a_config_error(pad_token_id):
+    """transformers refuses such a config (its embedding's padding_idx)."""
+    with pytest.raises(bk.ConfigError, match="pad_token_id.*vocab_size=99"):
+        bk.BertModel(tiny_config(pad_token_id=pad_token_id))
+
+
+def test_pad_token_id_none_or_inside_the_vocabulary_is_fine():
+    for pad_token_id in (None, 0, 98):
+        bk.BertModel(tiny_config(pad_token_id=pad_token_id))

@@ -264,7 +264,7 @@ def fine_tune(args, strategy, out):
     results.update(
         {
             "task": task.name,
-            "model": args.model,
+            "model": reporting.shareable(args.model),
             "train_examples": num_train,
             "dev_examples": num_eval,
             "train_loss_per_epoch": [row["loss"] for row in history.epochs],
@@ -277,7 +277,7 @@ def fine_tune(args, strategy, out):
             "resumed_after_epoch": checkpoint.restored_epoch,
             "train_examples_per_second": num_train * epochs_run / train_time,
             "dev_examples_per_second": num_eval / max(eval_time, 1e-9),
-            "data": stats,
+            "data": reporting.shareable(stats),
             "hyperparameters": hyperparameters(args),
             "framework_versions": reporting.framework_versions(),
         }
@@ -286,7 +286,7 @@ def fine_tune(args, strategy, out):
     reporting.plot_curves(
         os.path.join(out, "training_curves.png"),
         history.epochs,
-        f"{task.name}: {args.model}",
+        f"{task.name}: {reporting.shareable(args.model)}",
     )
     card = model_card(
         model,

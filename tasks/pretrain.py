@@ -280,7 +280,9 @@ def pretrain(args, strategy, out):
         "config": config.to_dict(),
         "replicas": strategy.num_replicas_in_sync,
         "workers": worker_count(strategy),
-        "hyperparameters": {k: v for k, v in vars(args).items() if k != "output_dir"},
+        "hyperparameters": reporting.shareable(
+            {k: v for k, v in vars(args).items() if k != "output_dir"}
+        ),
         "framework_versions": reporting.framework_versions(),
     }
     reporting.write_json(os.path.join(out, "results.json"), results)

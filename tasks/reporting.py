@@ -26,6 +26,21 @@ def framework_versions():
     }
 
 
+def shareable(value):
+    """`value` with every absolute path cut to its last part (dicts, lists too).
+
+    Results, model cards and plot titles may be shared or uploaded: they keep
+    paths as the user gave them when relative, and never a local absolute one.
+    """
+    if isinstance(value, dict):
+        return {key: shareable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shareable(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.basename(os.path.normpath(value))
+    return value
+
+
 def write_json(path, payload):
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:

@@ -220,6 +220,7 @@ def fine_tune(args, strategy, out):
     results["hyperparameters"] = {
         k: v for k, v in vars(args).items() if k not in ("output_dir", "push_to_hub")
     }
+    results = reporting.shareable(results)
     results["framework_versions"] = reporting.framework_versions()
     results["replicas"] = strategy.num_replicas_in_sync
     reporting.write_json(os.path.join(out, "results.json"), results)
@@ -227,7 +228,7 @@ def fine_tune(args, strategy, out):
         reporting.plot_curves(
             os.path.join(out, "training_curves.png"),
             history.epochs,
-            f"SQuAD: {args.model}",
+            f"SQuAD: {reporting.shareable(args.model)}",
         )
     scores = {k: v for k, v in results.items() if k in SCORE_KEYS}
     card = model_card(

@@ -122,6 +122,7 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
+    from .resume import finished
     from .resume import resumable
 
     task = args.task
@@ -220,9 +221,8 @@ def fine_tune(args, strategy, out):
     # finished epoch (OUT/backup, removed when the run completes).
     settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
     settings["task"] = task.name
-    resume_callbacks, checkpoint = resumable(
-        os.path.join(args.output_dir, "backup"), settings, history, strategy
-    )
+    backup_dir = os.path.join(args.output_dir, "backup")
+    resume_callbacks, checkpoint = resumable(backup_dir, settings, history, strategy)
     train_start = time.perf_counter()
     model.fit(
         train_ds,
@@ -318,6 +318,7 @@ def fine_tune(args, strategy, out):
     if args.push_to_hub:
         info = reporting.push_directory(out, args.push_to_hub)
         print(f"pushed to the Hub: {info}")
+    finished(backup_dir, strategy)
     return results
 
 

@@ -103,5 +103,9 @@ def push_directory(directory, repo_id, token=None, commit_message="Upload model"
     api = HfApi(token=token)
     api.create_repo(repo_id, exist_ok=True)
     return api.upload_folder(
-        repo_id=repo_id, folder_path=directory, commit_message=commit_message
+        repo_id=repo_id,
+        folder_path=directory,
+        commit_message=commit_message,
+        # The run's resumable backup (optimizer state included) stays local.
+        ignore_patterns=["backup/*"],
     )

@@ -3,8 +3,10 @@
 The task CLIs back up model and optimizer after every epoch in `OUT/backup`
 (`bert_keras.training.callbacks.ResumableCheckpoint`, written atomically). A rerun of
 the same command restores the newest backup, keeps the finished epochs'
-history and trains only the epochs left; a run that completes removes the
-backup. A rerun with other settings is refused rather than mixed in.
+history and trains only the epochs left. The backup is removed only when
+everything it protects is written (`finished`): a run interrupted after
+training, while saving or scoring, resumes after its last epoch and redoes
+only that. A rerun with other settings is refused rather than mixed in.
 Across workers only the chief writes there; every worker reads it.
 """
 
@@ -58,7 +60,7 @@ def resumable(backup_dir, settings, history, strategy=None):
         os.makedirs(backup_dir, exist_ok=True)
         reporting.write_json(run_file, settings)
 
-    checkpoint = ResumableCheckpoint(backup_dir, keep=1, delete_on_end=True)
+    checkpoint = ResumableCheckpoint(backup_dir, keep=1)
 
     class SaveHistory(keras.callbacks.Callback):
         """Writes the history before the checkpoint of the same epoch."""
@@ -66,6 +68,12 @@ def resumable(backup_dir, settings, history, strategy=None):
         restored = False
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.restore()
+
+        def on_train_end(self, logs=None):
+            self.restore()  # a rerun after the last epoch trains none
+
+        def restore(self):
             if self.restored:
                 return
             self.restored = True
@@ -81,3 +89,13 @@ def resumable(backup_dir, settings, history, strategy=None):
                 reporting.write_json(history_file, history.epochs)
 
     return [SaveHistory(), checkpoint], checkpoint
+
+
+def finished(backup_dir, strategy=None):
+    """Removes the backup once every output of the run is written (chief only)."""
+    import shutil
+
+    from bert_keras.training.distribute import is_chief
+
+    if is_chief(strategy):
+        shutil.rmtree(backup_dir, ignore_errors=True)

@@ -143,6 +143,7 @@ def test_push_to_hub_uploads_the_output_directory_in_one_commit(
     tiny_checkpoint, glue_dir, tmp_path, monkeypatch
 ):
     import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
 
     calls = []
 
@@ -153,8 +154,17 @@ def test_push_to_hub_uploads_the_output_directory_in_one_commit(
         def create_repo(self, repo_id, exist_ok=False, **kwargs):
             calls.append(("create_repo", repo_id))
 
-        def upload_folder(self, repo_id, folder_path, commit_message):
-            calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path))))
+        def upload_folder(
+            self, repo_id, folder_path, commit_message, ignore_patterns=None
+        ):
+            # What huggingface_hub would upload: every file, patterns applied.
+            files = [
+                os.path.relpath(os.path.join(root, name), folder_path)
+                for root, _, names in os.walk(folder_path)
+                for name in names
+            ]
+            kept = filter_repo_objects(files, ignore_patterns=ignore_patterns)
+            calls.append(("upload_folder", repo_id, sorted(kept)))
             return "https://huggingface.co/me/tiny-wnli/commit/0"
 
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
@@ -164,6 +174,8 @@ def test_push_to_hub_uploads_the_output_directory_in_one_commit(
     assert len(uploads) == 1
     for name in ("config.json", "model.safetensors", "README.md", "results.json"):
         assert name in uploads[0][2]
+    # The resumable backup exists until the upload is done, and stays local.
+    assert not [name for name in uploads[0][2] if name.startswith("backup")]
     card = (tmp_path / "README.md").read_text()
     assert "library_name: bert_keras" in card and "glue" in card
 

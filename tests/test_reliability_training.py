@@ -251,3 +251,62 @@ def test_glue_with_a_diverging_learning_rate_stops_and_saves_nothing(
         )
     assert not (tmp_path / "model.safetensors").exists()
     assert not (tmp_path / "results.json").exists()
+
+
+def _interrupt_after(monkeypatch, owner, name, when=lambda *a, **k: True):
+    original = getattr(owner, name)
+
+    def interrupted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if when(*args, **kwargs):
+            raise KeyboardInterrupt  # what SIGINT raises in the main thread
+        return result
+
+    monkeypatch.setattr(owner, name, interrupted)
+
+
+PHASES = {
+    "fit returned": lambda m: _interrupt_after(
+        m, bk.BertForSequenceClassification, "fit"
+    ),
+    "checkpoint saved": lambda m: _interrupt_after(
+        m, bk.BertForSequenceClassification, "save_pretrained"
+    ),
+    "results written": lambda m: _interrupt_after(
+        m,
+        __import__("tasks.reporting").reporting,
+        "write_json",
+        lambda path, *a, **k: str(path).endswith("results.json"),
+    ),
+    "model card written": lambda m: _interrupt_after(
+        m, __import__("huggingface_hub").ModelCard, "save"
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_glue_interrupted_after_training_loses_nothing(
+    phase, tiny_checkpoint, glue_dir, tmp_path, monkeypatch
+):
+    """Issue 21, item 3: the backup goes only when all it protects is written."""
+    from tasks import glue
+
+    command = glue_command(tiny_checkpoint, glue_dir, tmp_path)
+    command[command.index("--epochs") + 1] = "2"
+    with monkeypatch.context() as patch:
+        PHASES[phase](patch)
+        with pytest.raises(KeyboardInterrupt):
+            glue.main(command)
+    assert (tmp_path / "backup" / "epoch-000002").is_dir(), phase
+
+    results = glue.main(command)
+    assert results["resumed_after_epoch"] == 2  # nothing retrained
+    assert results["steps"] == results["planned_steps"]
+    assert [row["epoch"] for row in results["epochs"]] == [1, 2]
+    assert (
+        json.loads((tmp_path / "results.json").read_text())["steps"]
+        == (results["planned_steps"])
+    )
+    assert not (tmp_path / "backup").exists()
+    bk.BertForSequenceClassification.from_pretrained(tmp_path)

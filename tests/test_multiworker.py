@@ -147,28 +147,44 @@ def assert_loads_everywhere(out, auto_class, keras_class):
     return model
 
 
-def test_pretrain_cli_on_two_workers_matches_one_process_and_only_chief_writes(
-    tmp_path,
-):
+def run_cli_both_ways(argv, tmp_path):
+    """Runs the CLI `argv(out, *extra)` on two workers and in one process.
+
+    Checks what every CLI promises across workers: the output directory
+    holds exactly the files of the one-process run (the chief's, nothing
+    else), and the other worker left no temporary directory behind.
+
+    Returns:
+        `(one, two)`: the results.json of each run.
+    """
     scratch = tmp_path / "worker_tmp"
     scratch.mkdir()
-    # One step per epoch: each epoch's logged loss is that step's loss.
     two_workers(
-        pretrain_argv(tmp_path / "two", 4, 1, "--strategy", "multiworker"),
+        argv(tmp_path / "two", "--strategy", "multiworker"),
         tmp_path / "logs",
         env={"TMPDIR": str(scratch)},
     )
-    single_process(pretrain_argv(tmp_path / "one", 4, 1), tmp_path)
-    two = json.loads((tmp_path / "two" / "results.json").read_text())
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    single_process(argv(tmp_path / "one"), tmp_path)
+    assert files_under(tmp_path / "two") == files_under(tmp_path / "one")
+    assert not [name for name in os.listdir(scratch) if "bert_keras" in name]
+    return tuple(
+        json.loads((tmp_path / run / "results.json").read_text())
+        for run in ("one", "two")
+    )
+
+
+def test_pretrain_cli_on_two_workers_matches_one_process_and_only_chief_writes(
+    tmp_path,
+):
+    # One step per epoch: each epoch's logged loss is that step's loss.
+    one, two = run_cli_both_ways(
+        lambda out, *extra: pretrain_argv(out, 4, 1, *extra), tmp_path
+    )
     assert two["workers"] == 2 and one["workers"] == 1
     assert two["steps"] == one["steps"] == 4
     for a, b in zip(one["epochs"], two["epochs"], strict=True):
         for key in ("loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"):
             assert close(a[key], b[key]), (key, a, b)
-    # The chief's files, nothing else; the other worker left nothing behind.
-    assert files_under(tmp_path / "two") == files_under(tmp_path / "one")
-    assert not [name for name in os.listdir(scratch) if "bert_keras" in name]
     assert_loads_everywhere(
         tmp_path / "two", transformers.BertForPreTraining, bk.BertForPreTraining
     )
@@ -201,24 +217,16 @@ def test_glue_cli_on_two_workers_matches_one_process_and_only_chief_writes(
 
     (tmp_path / "glue").mkdir()
     data = write_glue_dir(tmp_path / "glue")
-    scratch = tmp_path / "worker_tmp"
-    scratch.mkdir()
-    two_workers(
-        glue_argv(dropout_free_checkpoint, data, tmp_path / "two",
-                  "--strategy", "multiworker"),
-        tmp_path / "logs", env={"TMPDIR": str(scratch)},
-    )  # fmt: skip
-    single_process(glue_argv(dropout_free_checkpoint, data, tmp_path / "one"), tmp_path)
-    two = json.loads((tmp_path / "two" / "results.json").read_text())
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    one, two = run_cli_both_ways(
+        lambda out, *extra: glue_argv(dropout_free_checkpoint, data, out, *extra),
+        tmp_path,
+    )
     assert two["replicas"] == 2 and one["replicas"] == 1
     assert two["steps"] == one["steps"] == two["planned_steps"]
     for a, b in zip(one["epochs"], two["epochs"], strict=True):
         for key in ("loss", "val_loss", "val_accuracy"):
             assert close(a[key], b[key]), (key, a, b)
     assert close(one["eval_accuracy"], two["eval_accuracy"])
-    assert files_under(tmp_path / "two") == files_under(tmp_path / "one")
-    assert not [name for name in os.listdir(scratch) if "bert_keras" in name]
     assert_loads_everywhere(
         tmp_path / "two",
         transformers.BertForSequenceClassification,
@@ -240,21 +248,13 @@ def squad_argv(model, out, *extra):
 def test_squad_cli_on_two_workers_matches_one_process_and_only_chief_writes(
     tmp_path, dropout_free_checkpoint
 ):
-    scratch = tmp_path / "worker_tmp"
-    scratch.mkdir()
-    two_workers(
-        squad_argv(dropout_free_checkpoint, tmp_path / "two", "--strategy",
-                   "multiworker"),
-        tmp_path / "logs", env={"TMPDIR": str(scratch)},
-    )  # fmt: skip
-    single_process(squad_argv(dropout_free_checkpoint, tmp_path / "one"), tmp_path)
-    two = json.loads((tmp_path / "two" / "results.json").read_text())
-    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    one, two = run_cli_both_ways(
+        lambda out, *extra: squad_argv(dropout_free_checkpoint, out, *extra),
+        tmp_path,
+    )
     assert two["replicas"] == 2 and one["replicas"] == 1
     assert close(one["train_loss_per_epoch"], two["train_loss_per_epoch"])
     assert close(one["f1"], two["f1"]) and close(one["exact_match"], two["exact_match"])
-    assert files_under(tmp_path / "two") == files_under(tmp_path / "one")
-    assert not [name for name in os.listdir(scratch) if "bert_keras" in name]
     assert_loads_everywhere(
         tmp_path / "two",
         transformers.BertForQuestionAnswering,

@@ -78,9 +78,7 @@ def mean_cross_entropy(name, logits_key, label_key, position=0, ignore=False):
             labels, weights = ignore_mask(labels)
         values = ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
         if sample_weight is not None:
-            sample_weight = ops.cast(sample_weight, "float32")
-            while len(sample_weight.shape) < len(values.shape):
-                sample_weight = ops.expand_dims(sample_weight, -1)
+            sample_weight = _expand_to(sample_weight, values)
             weights = sample_weight if weights is None else weights * sample_weight
         return values, weights
 

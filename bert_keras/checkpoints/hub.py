@@ -5,6 +5,7 @@ A checkpoint is a directory (local, or a Hub snapshot in the HF cache) holding
 the same directory opens in PyTorch with `transformers.BertModel` and friends.
 """
 
+import contextlib
 import copy
 import logging
 import os
@@ -95,21 +96,27 @@ def load_pretrained(
         local_files_only=local_files_only,
     )
     directory, repo_id = resolve(name_or_path, **download)
-    if repo_id is None:  # a local directory: finish a save a kill interrupted
-        writing.finish_interrupted_save(directory)
-    config = _load_config(directory, name_or_path, config, config_overrides)
-    files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
-    with reading.Checkpoint(files) as checkpoint:
-        options = {"kernels": kernels}
-        if dtype is not None:
-            options["dtype"] = dtype
-        model = cls(config, **options)
-        info = load_weights(
-            model,
-            checkpoint,
-            str(name_or_path),
-            ignore_mismatched_sizes=ignore_mismatched_sizes,
-        )
+    lock = contextlib.nullcontext()
+    if repo_id is None:  # a local directory: wait for a running save, finish
+        # one a kill interrupted (which writes, so alone), then read one save
+        journal = os.path.join(directory, writing.JOURNAL_NAME)
+        lock = writing.directory_lock(directory, shared=not os.path.exists(journal))
+    with lock:
+        if repo_id is None:
+            writing.finish_interrupted_save(directory)
+        config = _load_config(directory, name_or_path, config, config_overrides)
+        files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
+        with reading.Checkpoint(files) as checkpoint:
+            options = {"kernels": kernels}
+            if dtype is not None:
+                options["dtype"] = dtype
+            model = cls(config, **options)
+            info = load_weights(
+                model,
+                checkpoint,
+                str(name_or_path),
+                ignore_mismatched_sizes=ignore_mismatched_sizes,
+            )
     return (model, info) if output_loading_info else model
 
 
@@ -185,8 +192,12 @@ def save_pretrained(
 ):
     """Writes config.json and safetensors weights that transformers opens.
 
-    Files are written atomically: to temporary files first, moved into place
-    only once all are complete, so a failed save leaves earlier files intact.
+    All files, the tokenizer's included, are written atomically: to temporary
+    files first, moved into place only once all are complete, so a failed or
+    killed save leaves the previous save whole. Files of an earlier save that
+    this one replaces (other weight files; with a tokenizer, its files this
+    tokenizer does not write) are removed at the same commit. Saves into one
+    directory take turns, and `from_pretrained` waits for a running one.
     Two saves of the same model are byte-identical.
 
     Args:
@@ -205,7 +216,7 @@ def save_pretrained(
     Example:
 
     >>> save_pretrained(model, "out/", tokenizer=tokenizer)
-    ['out/config.json', 'out/model.safetensors', 'out/tokenizer_config.json', ...]
+    ['out/config.json', 'out/model.safetensors', 'out/tokenizer.json', ...]
     """
     if not safe_serialization:
         raise CheckpointError(
@@ -224,12 +235,43 @@ def save_pretrained(
         tensors[key] = value.T if transpose else value  # torch layout
     writers = {CONFIG_NAME: writing.text_writer(_config_json(model, tensors))}
     writers.update(writing.weight_writers(tensors, max_shard_size))
-    written = writing.write_atomically(save_directory, writers)
-    writing.remove_stale_weights(save_directory, set(writers))
     if tokenizer is not None:
-        written += [str(path) for path in tokenizer.save_pretrained(save_directory)]
+        writers.update(_tokenizer_writers(tokenizer))
+    with writing.directory_lock(save_directory):
+        stale = writing.stale_files(
+            save_directory, set(writers), tokenizer=tokenizer is not None
+        )
+        written = writing.write_atomically(save_directory, writers, remove=stale)
     logger.info(f"Model weights saved in {save_directory}")
     return written
+
+
+def _tokenizer_writers(tokenizer):
+    """The tokenizer's files as writers of the model's atomic save.
+
+    The tokenizer saves into a scratch directory first (transformers writes
+    its files in place, one by one); their bytes then join the save.
+    """
+    with tempfile.TemporaryDirectory(prefix="bert_keras-tokenizer-") as scratch:
+        tokenizer.save_pretrained(scratch)
+        writers = {}
+        for name in sorted(os.listdir(scratch)):
+            path = os.path.join(scratch, name)
+            if (
+                not os.path.isfile(path)
+                or name.startswith(".")
+                or name in (CONFIG_NAME,)
+            ):
+                raise CheckpointError(
+                    f"The tokenizer wrote {name!r}, which bert_keras cannot save "
+                    "beside the model (expected plain tokenizer files such as "
+                    "tokenizer.json and tokenizer_config.json). Save the "
+                    "tokenizer separately with tokenizer.save_pretrained. "
+                    f"Received: {type(tokenizer).__name__}"
+                )
+            with open(path, "rb") as file:
+                writers[name] = writing.bytes_writer(file.read())
+    return writers
 
 
 def _config_json(model, tensors):

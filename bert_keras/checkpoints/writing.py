@@ -7,13 +7,20 @@ journal leaves the previous files untouched (and temporary files that the next
 save removes); a crash after it is finished by the next load or save, which
 completes the renames the journal lists. Shards are named like transformers'
 (model-00001-of-00003.safetensors).
+
+Saves into one directory take turns: each holds an exclusive `flock` on the
+directory itself for its whole length, and a load holds a shared one, so two
+saves never interleave their files and a load never reads half of a save.
 """
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
+import threading
+import time
 
 try:
     import fcntl
@@ -36,6 +43,22 @@ _TEMP_PATTERN = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.tmp$")
 # while it exists the directory holds a committed save whose renames a kill
 # interrupted (`finish_interrupted_save` completes them).
 JOURNAL_NAME = ".bert_keras-save-journal.json"
+# Files a transformers tokenizer may write: a save with a tokenizer replaces
+# them all, so no file of an earlier tokenizer changes how the new one loads.
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.txt",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
+# Directories this thread holds locked: a save calls helpers that lock too.
+_held = threading.local()
+logger = logging.getLogger(__name__)
 _SIZE_UNITS = {
     "KIB": 2**10,
     "MIB": 2**20,
@@ -130,6 +153,16 @@ def safetensors_writer(tensors):
     return write
 
 
+def bytes_writer(data):
+    """Returns `write(path)` saving `data` (bytes) as is."""
+
+    def write(path):
+        with open(path, "wb") as file:
+            file.write(data)
+
+    return write
+
+
 def text_writer(text):
     """Returns `write(path)` saving `text` as UTF-8."""
 
@@ -140,7 +173,7 @@ def text_writer(text):
     return write
 
 
-def write_atomically(directory, writers):
+def write_atomically(directory, writers, remove=()):
     """Writes several files so that the directory holds all old or all new ones.
 
     Each file is first written to a temporary file in `directory` and
@@ -152,10 +185,15 @@ def write_atomically(directory, writers):
     loader reads and the next save removes; killed after it, it leaves the
     journal, and the next load or save completes the renames
     (`finish_interrupted_save`), so no one ever reads one file of each save.
+    The files in `remove` go at the same commit: a kill never leaves a file of
+    the earlier save beside the new ones. The whole save holds the
+    directory's exclusive lock (`directory_lock`), so saves take turns.
 
     Args:
         directory: str, an existing directory.
         writers: dict `{file_name: write(path)}`.
+        remove: file names of an earlier save that this one replaces
+            (missing ones are skipped).
 
     Returns:
         list of the final paths, in the order of `writers`.
@@ -167,6 +205,11 @@ def write_atomically(directory, writers):
     >>> write_atomically("out", {"config.json": text_writer("{}")})
     ['out/config.json']
     """
+    with directory_lock(directory):
+        return _write_atomically(directory, writers, sorted(set(remove) - set(writers)))
+
+
+def _write_atomically(directory, writers, remove):
     finish_interrupted_save(directory)
     remove_abandoned_temp_files(directory, set(writers))
     staged, handles, committed = [], [], False
@@ -178,15 +221,19 @@ def write_atomically(directory, writers):
             handles.append(handle)
             _lock(handle)
             staged.append((temp_path, os.path.join(directory, name)))
-            write(temp_path)
-            with open(temp_path, "rb+") as file:
-                os.fsync(file.fileno())
+            try:
+                write(temp_path)
+                with open(temp_path, "rb+") as file:
+                    os.fsync(file.fileno())
+            except OSError as error:
+                raise _save_failed(directory, name, error) from error
             os.chmod(temp_path, 0o644)
-        _write_journal(directory, staged)
+        try:
+            _write_journal(directory, staged, remove)
+        except OSError as error:
+            raise _save_failed(directory, JOURNAL_NAME, error) from error
         committed = True
-        for temp_path, final_path in staged:
-            os.replace(temp_path, final_path)
-        _fsync_directory(directory)
+        _apply(directory, [(temp, final) for temp, final in staged], remove)
         os.remove(os.path.join(directory, JOURNAL_NAME))
     except BaseException:
         if not committed:  # after the commit, the journal finishes the save
@@ -201,7 +248,81 @@ def write_atomically(directory, writers):
     return [final_path for _, final_path in staged]
 
 
-def _write_journal(directory, staged):
+def _save_failed(directory, name, error):
+    """The OSError of a failed write, saying that nothing was changed."""
+    return type(error)(
+        error.errno,
+        f"Saving into {directory} failed while writing {name} "
+        f"({error.strerror or error}). Nothing was changed: the directory holds "
+        "the previous save, whole. Free some space (or fix the permissions) and "
+        "save again, or save into another directory",
+    )
+
+
+def _apply(directory, renames, remove):
+    """The committed part of a save: renames, then removals, made durable."""
+    for temp_path, final_path in renames:
+        if os.path.exists(temp_path):  # a concurrent finisher may have moved it
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(temp_path, final_path)
+    for name in remove:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, name))
+    _fsync_directory(directory)
+
+
+@contextlib.contextmanager
+def directory_lock(directory, shared=False):
+    """Holds a lock on `directory` itself: exclusive to save, shared to load.
+
+    Saves into one directory take turns, and a load waits for a running save
+    to finish, so it reads one whole save. A thread that already holds the
+    directory does not lock it again. Where locks are unavailable (Windows,
+    some network filesystems) this does nothing.
+
+    Args:
+        directory: str, an existing directory.
+        shared: bool; True for readers, which may hold it together.
+
+    Example:
+
+    >>> import os
+    >>> os.makedirs("out")
+    >>> with directory_lock("out", shared=True):
+    ...     pass
+    """
+    key = os.path.realpath(directory)
+    held = getattr(_held, "directories", None)
+    if held is None:
+        held = _held.directories = set()
+    if fcntl is None or key in held:
+        yield
+        return
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:  # a directory this platform cannot open: no lock
+        yield
+        return
+    held.add(key)
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info(f"Waiting for another save into {directory} to finish")
+            start = time.monotonic()
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, mode)
+            logger.info(f"Waited {time.monotonic() - start:.1f} s for {directory}")
+        except OSError:  # a filesystem without locks: go on unlocked
+            pass
+        yield
+    finally:
+        held.discard(key)
+        os.close(handle)  # releases the lock
+
+
+def _write_journal(directory, staged, remove):
     entries = [
         [os.path.basename(temp), os.path.basename(final)] for temp, final in staged
     ]
@@ -210,7 +331,7 @@ def _write_journal(directory, staged):
     )
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump({"renames": entries}, file)
+            json.dump({"renames": entries, "remove": list(remove)}, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, os.path.join(directory, JOURNAL_NAME))
@@ -225,9 +346,9 @@ def finish_interrupted_save(directory):
     """Completes a save that was killed after its commit point.
 
     If `directory` holds a save journal and no live process is still writing
-    that save, the renames it lists are done and the journal is removed, so
-    the directory holds exactly the files of that save. Does nothing when
-    there is no journal.
+    that save, the renames and removals it lists are done and the journal is
+    removed, so the directory holds exactly the files of that save. Does
+    nothing when there is no journal.
 
     Raises:
         CheckpointError: the journal is unreadable, or the directory cannot be
@@ -242,16 +363,19 @@ def finish_interrupted_save(directory):
         return
     try:
         with open(path, encoding="utf-8") as file:
-            entries = json.load(file)["renames"]
-        pairs = [(str(temp), str(final)) for temp, final in entries]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+            journal = json.load(file)
+        pairs = [(str(temp), str(final)) for temp, final in journal["renames"]]
+        remove = [str(name) for name in journal.get("remove", [])]
+    except FileNotFoundError:
+        return  # another process finished it meanwhile
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(
             f"{path} records an interrupted save but cannot be read ({error}). "
             "Expected the JSON journal bert_keras writes while saving. To fix, "
             "save the model into this directory again, or delete the journal "
             "and check the files by hand."
         ) from error
-    for temp, final in pairs:
+    for temp, final in [*pairs, *(("", name) for name in remove)]:
         if os.sep in temp + final or "/" in temp + final or final.startswith("."):
             raise CheckpointError(
                 f"{path} names a file outside its directory or a hidden target. "
@@ -262,11 +386,13 @@ def finish_interrupted_save(directory):
     if any(_held_by_a_live_save(temp) for temp in temps):
         return  # the save is still running; it finishes itself
     try:
-        for temp, (_, final) in zip(temps, pairs):
-            if os.path.exists(temp):
-                os.replace(temp, os.path.join(directory, final))
-        _fsync_directory(directory)
-        os.remove(path)
+        renames = [
+            (temp, os.path.join(directory, final))
+            for temp, (_, final) in zip(temps, pairs)
+        ]
+        _apply(directory, renames, remove)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
     except OSError as error:
         raise CheckpointError(
             f"{directory} holds a save that was interrupted after it was "
@@ -338,15 +464,24 @@ def _lock(handle):
     return True
 
 
-def remove_stale_weights(directory, written_names):
-    """Deletes safetensors weight files of an earlier save that `written_names`
-    replaces, so a loader never mixes two saves (e.g. an old single file
-    shadowing new shards)."""
-    stale = {SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME}
+def stale_files(directory, written_names, tokenizer=False):
+    """Files of an earlier save that a save writing `written_names` replaces.
+
+    Weight files (an old single file would shadow new shards, old shards
+    would outlive a single file) and, when the save has a tokenizer, every
+    tokenizer file it does not write (an old `special_tokens_map.json` would
+    change how the new tokenizer loads).
+    """
+    stale = []
     for name in os.listdir(directory):
-        is_weights = name in stale or _SHARD_PATTERN.match(name)
-        if is_weights and name not in written_names:
-            os.remove(os.path.join(directory, name))
+        is_weights = name in (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME) or (
+            _SHARD_PATTERN.match(name)
+        )
+        if (is_weights or (tokenizer and name in TOKENIZER_FILES)) and (
+            name not in written_names
+        ):
+            stale.append(name)
+    return stale
 
 
 def _fsync_directory(directory):

@@ -126,8 +126,8 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         Example:
 
         >>> model.save_pretrained("out/", tokenizer=tokenizer)
-        ['out/config.json', 'out/model.safetensors', 'out/tokenizer_config.json',
-         'out/tokenizer.json']
+        ['out/config.json', 'out/model.safetensors', 'out/tokenizer.json',
+         'out/tokenizer_config.json']
         """
         from bert_keras.checkpoints import hub
 

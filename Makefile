@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python setup.py
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=30 tests
 
 # The developer loop: everything not marked slow (a few minutes on 2 cores).
 test-fast: $(STAMP)

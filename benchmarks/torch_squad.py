@@ -84,7 +84,7 @@ def predict(model, loader, length):
 def features(args, tokenizer):
     """Examples (questions truncated) and their windows, train and eval."""
     window = {"max_seq_length": args.max_seq_length, "doc_stride": args.doc_stride}
-    train_examples, train_stats = read_squad(args.train_file)
+    train_examples, train_stats = read_squad(args.train_file, train=True)
     eval_examples, eval_stats = read_squad(args.eval_file)
     train_examples, _ = truncate_questions(
         train_examples, tokenizer, args.max_query_length

@@ -9,10 +9,14 @@ only and every line is accounted for.
 
 import csv
 import dataclasses
+import io
 import logging
+import math
 import os
 
 import datasets
+
+from .data_files import read_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -144,18 +148,29 @@ def read_tsv(path, task):
 
     Returns:
         `(datasets.Dataset, stats)` where stats counts the lines, the rows
-        kept and the malformed rows (wrong number of fields or an unknown
-        label), which are skipped and reported, never merged.
+        kept and the malformed rows (wrong number of fields), which are
+        skipped and reported, never merged.
+
+    Raises:
+        ValueError: naming the file and line, for text that is not UTF-8, a
+            field over the csv field limit (no GLUE line is that long), a label
+            outside the task's label set (a NaN or infinite STS-B score
+            included), and a file with no usable row.
     """
     texts = [[] for _ in task.text_columns]
     labels = []
     stats = {"file": path, "lines": 0, "rows": 0, "malformed_rows": 0}
     bad_examples = []
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+    reader = csv.reader(
+        io.StringIO(read_utf8(path), newline=""),
+        delimiter="\t",
+        quoting=csv.QUOTE_NONE,
+    )
+    try:
         if task.header:
             next(reader, None)
-        for line_number, row in enumerate(reader, start=2 if task.header else 1):
+        for row in reader:
+            line_number = reader.line_num
             stats["lines"] += 1
             if (task.num_columns and len(row) != task.num_columns) or (
                 max(task.text_columns) >= len(row)
@@ -165,20 +180,51 @@ def read_tsv(path, task):
                 continue
             label = _parse_label(row, task)
             if label is None:
-                expected = (
-                    "a number"
-                    if task.is_regression
-                    else list(task.raw_labels or range(task.num_labels))
-                )
                 raise ValueError(
-                    f"{path}, line {line_number}: the label is outside the "
-                    f"{task.name} label set. Expected {expected}. Received: "
-                    f"label={row[task.label_column]!r}"
+                    f"{path}, line {line_number}: "
+                    + (
+                        "the label is not a finite number. Expected a finite "
+                        "similarity score (STS-B: 0 to 5). "
+                        if task.is_regression
+                        else f"the label is outside the {task.name} label set. "
+                        f"Expected {list(task.raw_labels or range(task.num_labels))}. "
+                    )
+                    + f"Received: label={row[task.label_column]!r}"
                 )
             for column, index in zip(texts, task.text_columns):
                 column.append(row[index])
             labels.append(label)
+    except csv.Error as error:
+        # The csv module's only error without quoting: a field over its
+        # limit (128 KiB), which no GLUE sentence comes near.
+        raise ValueError(
+            f"{path}, line {reader.line_num}: a field is longer than the csv "
+            f"limit of {csv.field_size_limit()} characters. Expected GLUE "
+            f"{task.name} text, a sentence or two per field; a field this long "
+            "means this is not the task's tab-separated file or the file lost "
+            f"its line breaks. Received: {error}"
+        ) from None
     stats["rows"] = len(labels)
+    if not labels:
+        fields = (
+            f"{task.num_columns} tab-separated fields"
+            if task.num_columns
+            else f"at least {max(task.text_columns) + 1} tab-separated fields"
+        )
+        raise ValueError(
+            f"{path} has no examples: {stats['lines']} line(s)"
+            + (" after the header" if task.header else "")
+            + (
+                f", all malformed (lines {bad_examples[:5]}"
+                + ("...)" if len(bad_examples) > 5 else ")")
+                if bad_examples
+                else ""
+            )
+            + f". Expected GLUE {task.name} rows of {fields}"
+            + (", after a header line" if task.header else "")
+            + ". Give the task's own file, as GLUE's download script writes it "
+            f"({task.directory}/{os.path.basename(path)})."
+        )
     if stats["malformed_rows"]:
         logger.warning(
             "%s: skipped %d malformed row(s) of %d (lines %s%s)",
@@ -205,12 +251,16 @@ def _parse_label(row, task):
     raw = row[task.label_column].strip()
     if task.is_regression:
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             return None
+        # float() also reads "nan" and "inf", which would turn every
+        # correlation (and the loss) into NaN.
+        return value if math.isfinite(value) else None
     if task.raw_labels:
         return task.raw_labels.index(raw) if raw in task.raw_labels else None
-    if raw.isdigit() and int(raw) < task.num_labels:
+    # Strictly ASCII digits: str.isdigit() also accepts "²" or "٣".
+    if raw.isascii() and raw.isdigit() and int(raw) < task.num_labels:
         return int(raw)
     return None
 
@@ -241,6 +291,14 @@ def load_glue(task, data_dir=None, splits=("train",)):
                 + (f"{folder} contains {found}" if found else f"{folder} is missing")
             )
         loaded[split], stats[split] = read_tsv(path, task)
+        scores = set(loaded[split]["label"]) if task.is_regression else ()
+        if split != "train" and len(scores) == 1:
+            raise ValueError(
+                f"{path}: every score is {scores.pop()}, so the Pearson and "
+                "Spearman correlations are undefined (NaN). Expected an "
+                f"evaluation file with at least two different scores. Received: "
+                f"{len(loaded[split])} row(s)"
+            )
     return loaded, stats
 
 

@@ -1,6 +1,7 @@
 """Outputs every task run writes: results.json, curves, model card, Hub upload."""
 
 import json
+import math
 import os
 import platform
 
@@ -42,11 +43,53 @@ def shareable(value):
 
 
 def write_json(path, payload):
+    """Writes `payload` to `path` as JSON (atomically: a temp file, then a rename).
+
+    JSON has no NaN or infinity (Python would write the bare words `NaN` and
+    `Infinity`, which other readers refuse), and a non-finite metric is a
+    failed computation, not a score: either one is a `ValueError` naming its
+    key, and nothing is written.
+    """
+    bad = _non_finite(payload)
+    if bad:
+        raise ValueError(
+            f"{path}: refusing to write the non-finite value(s) "
+            + ", ".join(f"{key} = {value}" for key, value in bad[:5])
+            + ("..." if len(bad) > 5 else "")
+            + ". Expected finite numbers: JSON has no NaN or infinity. A NaN "
+            "score means it could not be computed (e.g. a correlation of "
+            "constant predictions or references, such as dev examples that all "
+            "have one score); check the data and the run's settings."
+        )
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=_plain)
+        json.dump(
+            payload, handle, indent=2, sort_keys=True, default=_plain, allow_nan=False
+        )
         handle.write("\n")
     os.replace(tmp, path)
+
+
+def _non_finite(value, key=""):
+    """`[(key path, value)]` of every NaN or infinite number inside `value`."""
+    if isinstance(value, dict):
+        return [
+            found
+            for name, item in value.items()
+            for found in _non_finite(item, f"{key}.{name}" if key else str(name))
+        ]
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
+        items = value.tolist() if hasattr(value, "tolist") else value
+        if not isinstance(items, list):  # a numpy scalar
+            return _non_finite(items, key)
+        return [
+            found
+            for index, item in enumerate(items)
+            for found in _non_finite(item, f"{key}[{index}]")
+        ]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(key, value)]
+    return []
 
 
 def _plain(value):

@@ -11,6 +11,8 @@ import logging
 import datasets
 import numpy as np
 
+from .data_files import read_utf8
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,8 +20,20 @@ class SquadFormatError(ValueError):
     """A SQuAD file is not valid JSON or not in the SQuAD layout."""
 
 
-def read_squad(path):
+def read_squad(path, version_2_with_negative=False, train=False):
     """Reads a SQuAD v1.1 / v2.0 JSON file into a flat `datasets.Dataset`.
+
+    Every question is checked as it is read, so that a file that cannot be
+    trained or scored is refused before any training: the layout (each entry
+    named by its place, e.g. `data[0].paragraphs[2].qas[1]`), unique ids,
+    and in SQuAD 1.1 mode an answer for every question.
+
+    Args:
+        path: str, the JSON file.
+        version_2_with_negative: bool, whether questions without an answer
+            (SQuAD 2.0) are allowed; in SQuAD 1.1 mode they are an error.
+        train: bool, whether the file is for training: then at least one
+            question must have an answer to learn.
 
     Returns:
         `(dataset, stats)`: one row per question with `id`, `title`,
@@ -28,10 +42,15 @@ def read_squad(path):
         count questions, unanswerable ones, misaligned answers (their
         `answer_start` does not match their text; they are kept, as the
         official data keeps them) and questions without context (skipped).
+
+    Raises:
+        SquadFormatError: the file is not UTF-8 JSON in the SQuAD layout, has
+            a duplicate id, no question, unanswerable questions in SQuAD 1.1
+            mode, or (for training) no answer at all.
     """
+    text = read_utf8(path, SquadFormatError)
     try:
-        with open(path, encoding="utf-8") as handle:
-            payload = json.load(handle)
+        payload = json.loads(text)
     except json.JSONDecodeError as error:
         raise SquadFormatError(
             f"{path} is not valid JSON ({error.msg} at line {error.lineno}, "
@@ -56,34 +75,51 @@ def read_squad(path):
         "misaligned_answers": 0,
         "questions_without_context": 0,
     }
-    misaligned = []
-    for article in payload["data"]:
-        for paragraph in _field(article, "paragraphs", path):
-            context = paragraph.get("context") or ""
-            for qa in _field(paragraph, "qas", path):
+    misaligned, unanswerable, seen = [], [], {}
+    for a, article in enumerate(payload["data"]):
+        title = _field(article, "title", str, path, f"data[{a}]", optional=True)
+        paragraphs = _field(article, "paragraphs", list, path, f"data[{a}]")
+        for p, paragraph in enumerate(paragraphs):
+            place = f"data[{a}].paragraphs[{p}]"
+            context = _field(paragraph, "context", str, path, place, optional=True)
+            for q, qa in enumerate(_field(paragraph, "qas", list, path, place)):
+                where = f"{place}.qas[{q}]"
                 stats["questions"] += 1
-                qid = qa.get("id")
-                if qid is None or "question" not in qa:
+                qid = _field(qa, "id", (str, int), path, where)
+                where += f" (id {qid!r})"
+                if str(qid) in seen:
                     raise SquadFormatError(
-                        f"{path}: a question lacks `id` or `question`. Received: "
-                        f"keys={sorted(qa)}"
+                        f"{path}: {where} repeats the id of {seen[str(qid)]}. "
+                        "Expected a unique id per question: predictions and "
+                        "scores are keyed by id. Give each question its own id."
                     )
-                if not context.strip():
+                seen[str(qid)] = where
+                question = _field(qa, "question", str, path, where)
+                impossible = qa.get("is_impossible")
+                if impossible not in (None, True, False):
+                    raise SquadFormatError(
+                        f"{path}: {where} has an `is_impossible` that is not "
+                        "true or false. Expected a JSON boolean. Received: "
+                        f"is_impossible={impossible!r}"
+                    )
+                answers = _field(qa, "answers", list, path, where, optional=True)
+                if not (context or "").strip():
                     stats["questions_without_context"] += 1
                     continue
-                answers = qa.get("answers") or []
-                if qa.get("is_impossible"):
+                if impossible or not answers:
                     answers = []
                     stats["unanswerable"] += 1
-                elif not answers:
-                    stats["unanswerable"] += 1
+                    unanswerable.append(where)
                 texts, starts = [], []
-                for answer in answers:
-                    text, start = answer.get("text", ""), answer.get("answer_start")
-                    if not isinstance(start, int):
+                for n, answer in enumerate(answers):
+                    at = f"{where} answers[{n}]"
+                    text = _field(answer, "text", str, path, at)
+                    start = answer.get("answer_start")
+                    if not isinstance(start, int) or isinstance(start, bool):
                         raise SquadFormatError(
-                            f"{path}: question {qid} has an answer without an "
-                            f"integer `answer_start`. Received: {answer!r}"
+                            f"{path}: {at} has no integer `answer_start`. "
+                            "Expected the character offset of the answer in "
+                            f"the context. Received: {_short(answer)}"
                         )
                     if context[start : start + len(text)] != text:
                         stats["misaligned_answers"] += 1
@@ -91,10 +127,12 @@ def read_squad(path):
                     texts.append(text)
                     starts.append(start)
                 rows["id"].append(str(qid))
-                rows["title"].append(article.get("title", ""))
+                rows["title"].append(title or "")
                 rows["context"].append(context)
-                rows["question"].append(qa["question"])
+                rows["question"].append(question)
                 rows["answers"].append({"text": texts, "answer_start": starts})
+    stats["rows"] = len(rows["id"])
+    _check_questions(path, stats, unanswerable, version_2_with_negative, train)
     if stats["misaligned_answers"]:
         logger.warning(
             "%s: %d answer(s) whose answer_start does not match their text "
@@ -110,18 +148,67 @@ def read_squad(path):
             path,
             stats["questions_without_context"],
         )
-    stats["rows"] = len(rows["id"])
     return datasets.Dataset.from_dict(rows), stats
 
 
-def _field(parent, name, path):
-    value = parent.get(name)
-    if not isinstance(value, list):
+def _check_questions(path, stats, unanswerable, version_2_with_negative, train):
+    """Refuses a file that would train or score nothing, or the wrong task."""
+    if not stats["rows"]:
         raise SquadFormatError(
-            f"{path}: expected a `{name}` list in the SQuAD layout. Received: "
-            f"keys={sorted(parent) if isinstance(parent, dict) else parent!r}"
+            f"{path} has no questions to "
+            + ("train on" if train else "evaluate")
+            + f" ({stats['questions']} question(s), "
+            f"{stats['questions_without_context']} of them without a context). "
+            "Expected the SQuAD layout data -> paragraphs -> {context, qas} "
+            "with at least one question. Check that this is the right file."
         )
-    return value
+    if unanswerable and not version_2_with_negative:
+        raise SquadFormatError(
+            f"{path}: {len(unanswerable)} of {stats['rows']} question(s) have no "
+            f"answer (`is_impossible` or no `answers`), first {unanswerable[0]}. "
+            "Expected an answer for every question in SQuAD 1.1 mode. If this "
+            "is a SQuAD 2.0 file, pass --version-2-with-negative; otherwise "
+            "give those questions their answers."
+        )
+    if train and len(unanswerable) == stats["rows"]:
+        raise SquadFormatError(
+            f"{path}: none of its {stats['rows']} question(s) has an answer, so "
+            "training has no answer span to learn. Expected a training file "
+            "with answered questions (SQuAD 2.0 mixes both)."
+        )
+
+
+def _field(parent, name, kind, path, where, optional=False):
+    """`parent[name]`, checked to be a `kind`; `optional` ones may be absent/null."""
+    if not isinstance(parent, dict):
+        raise SquadFormatError(
+            f"{path}: {where} is not a JSON object. Expected the SQuAD layout "
+            "data -> paragraphs -> qas -> answers, each a list of objects. "
+            f"Received: {_short(parent)}"
+        )
+    value = parent.get(name)
+    if (value is None and optional) or (
+        isinstance(value, kind) and not isinstance(value, bool)
+    ):
+        return value
+    names = {list: "a list", str: "a string", (str, int): "a string or integer"}
+    raise SquadFormatError(
+        f"{path}: {where} has "
+        + ("no " if value is None else "a wrong ")
+        + f"`{name}`. Expected {names[kind]} in the SQuAD layout"
+        + (
+            " (a list of {text, answer_start} objects, not the flat Hugging "
+            "Face layout)"
+            if name == "answers"
+            else ""
+        )
+        + f". Received: {name}={_short(value)}"
+    )
+
+
+def _short(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _windows(tokenizer, examples, max_seq_length, doc_stride):

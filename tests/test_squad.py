@@ -52,7 +52,7 @@ def test_read_counts_misaligned_and_missing_context(tmp_path):
             paragraph("", [qa("d", "Anything?", [("x", 0)])]),
         ],
     )  # fmt: skip
-    dataset, stats = read_squad(path)
+    dataset, stats = read_squad(path, version_2_with_negative=True)
     assert stats["questions"] == 4
     assert stats["misaligned_answers"] == 1
     assert stats["questions_without_context"] == 1

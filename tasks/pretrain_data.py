@@ -59,19 +59,25 @@ def wikitext_to_documents(lines):
 
 def read_bert_format(paths):
     """Reads BERT-format text files: sentence per line, blank line between docs."""
-    documents, current = [], []
+    documents = []
     for path in paths:
         with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line:
-                    current.append(line)
-                elif current:
-                    documents.append(current)
-                    current = []
-        if current:
+            documents.extend(bert_format_documents(handle))
+    return documents
+
+
+def bert_format_documents(lines):
+    """Documents (lists of sentences) of BERT-format lines: blank lines part them."""
+    documents, current = [], []
+    for line in lines:
+        line = line.strip()
+        if line:
+            current.append(line)
+        elif current:
             documents.append(current)
             current = []
+    if current:
+        documents.append(current)
     return documents
 
 

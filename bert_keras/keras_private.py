@@ -31,6 +31,14 @@ PINNED_MEMBERS = {
     "keras.optimizers.Optimizer._get_variable_index": ("self", "variable"),
     "keras.optimizers.Adam._momentums": None,  # attribute, after build()
     "keras.optimizers.Adam._velocities": None,  # attribute, after build()
+    "keras.src.saving.saving_lib.H5IOStore": ("path_or_io", "archive", "mode"),
+    "keras.src.saving.saving_lib._save_state": (
+        "saveable",
+        "weights_store",
+        "assets_store",
+        "inner_path",
+        "visited_saveables",
+    ),
 }
 
 
@@ -60,6 +68,39 @@ def set_loss_tracker(model, tracker):
 def set_initial_epoch(model, epoch):
     """Makes the next `fit()` start at `epoch` (what Keras' BackupAndRestore does)."""
     model._initial_epoch = epoch
+
+
+def weights_file_bytes(model):
+    """The bytes `model.save_weights("x.weights.h5")` would write, made in memory.
+
+    h5py kills the process (SIGSEGV in `File.close`) when it closes a file
+    whose writes failed, e.g. on a full disk; an HDF5 file written into
+    memory cannot fail that way, and its bytes go to disk with Python's own
+    I/O, whose failure is an ordinary `OSError`. This is what
+    `saving_lib.save_weights_only` does, with a `BytesIO` for the file.
+    """
+    import io
+
+    from keras.src.saving import saving_lib
+
+    if not model.built:
+        raise ValueError(
+            "The model must be built before its weights are saved. Call it on "
+            "a batch or `build()` it first."
+        )
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(
+            model,
+            weights_store=store,
+            assets_store=None,
+            inner_path="",
+            visited_saveables=set(),
+        )
+    finally:
+        store.close()
+    return buffer.getbuffer()
 
 
 def adam_slots(optimizer, variable):

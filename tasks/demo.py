@@ -35,6 +35,8 @@ def main(argv=None):
             argv += [flag, value]
     if "--mixed-precision" not in argv:
         argv.append("--mixed-precision")
+    if "--overwrite-output-dir" not in argv:  # `make demo` twice starts over
+        argv.append("--overwrite-output-dir")
     results = glue.main(argv)
     accuracy = results["eval_accuracy"]
     print(

@@ -5,7 +5,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 
 import keras
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from bert_keras.errors import TrainingError
 from bert_keras.keras_private import distribute_strategy
 from bert_keras.keras_private import set_initial_epoch
+from bert_keras.keras_private import weights_file_bytes
 from bert_keras.training.distribute import is_chief
 from bert_keras.training.distribute import worker_count
 
@@ -32,12 +32,16 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     while writing, leaves the previous checkpoints untouched and loadable;
     the weights and the epoch they belong to can never disagree. The newest
     checkpoint that loads is restored (a damaged one is skipped with a
-    warning); the `keep` newest are kept.
+    warning); the `keep` newest are kept. A backup that cannot be written (a
+    full disk) raises an `OSError` that says so and names the previous
+    backup, which stays intact: the weights file is made in memory and
+    written with Python's I/O, never by h5py on disk (whose failed write ends
+    the process with a segmentation fault).
 
     Safe with several workers (`MultiWorkerMirroredStrategy`): only the chief
-    writes, renames and deletes in `backup_dir`; the other workers save to
-    temporary directories that are removed at once (a save may take part in
-    collectives). Every worker restores the epoch the chief chose from
+    writes, renames and deletes in `backup_dir`; the other workers make the
+    same weights file in memory and drop it (reading the variables may take
+    part in collectives). Every worker restores the epoch the chief chose from
     `backup_dir`, which must be on storage all of them read; a worker that
     cannot read it stops them all with a `TrainingError`.
 
@@ -161,31 +165,48 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         done = epoch + 1
         if self.delete_on_end and done == (self.params or {}).get("epochs"):
             return  # training completes now and removes the backups
+        # Every worker makes the file (reading variables may take part in
+        # collectives); only the chief's is written.
+        weights = weights_file_bytes(self.model)
         if not self._chief:
-            # Same save as the chief's (it may take part in collectives),
-            # into a directory nobody reads.
-            scratch = tempfile.mkdtemp(prefix="bert_keras-worker-backup-")
-            try:
-                self.model.save_weights(os.path.join(scratch, _WEIGHTS))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
             return
-        os.makedirs(self.backup_dir, exist_ok=True)
         final = os.path.join(self.backup_dir, f"epoch-{done:06d}")
         partial = os.path.join(self.backup_dir, f".partial-epoch-{done:06d}")
-        shutil.rmtree(partial, ignore_errors=True)
-        os.makedirs(partial)
-        self.model.save_weights(os.path.join(partial, _WEIGHTS), overwrite=True)
-        with open(os.path.join(partial, _METADATA), "w", encoding="utf-8") as f:
-            json.dump({"epoch": done}, f)
-        for name in (_WEIGHTS, _METADATA):
-            _fsync(os.path.join(partial, name))
+        try:
+            os.makedirs(self.backup_dir, exist_ok=True)
+            shutil.rmtree(partial, ignore_errors=True)
+            os.makedirs(partial)
+            _write(os.path.join(partial, _WEIGHTS), weights)
+            _write(
+                os.path.join(partial, _METADATA),
+                json.dumps({"epoch": done}).encode("utf-8"),
+            )
+        except OSError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise self._write_error(done, error, len(weights)) from error
         if os.path.isdir(final):  # a rerun of an epoch that was saved before
             shutil.rmtree(final)
         os.replace(partial, final)
         _fsync(self.backup_dir)
         for _, path in self.checkpoints()[self.keep :]:
             shutil.rmtree(path, ignore_errors=True)
+
+    def _write_error(self, epoch, error, size):
+        previous = [(e, path) for e, path in self.checkpoints() if e != epoch]
+        kept = (
+            f"The previous backup is intact: {previous[0][1]} (epoch "
+            f"{previous[0][0]}); a rerun resumes from it."
+            if previous
+            else "There is no earlier backup: a rerun starts from the first epoch."
+        )
+        return OSError(
+            error.errno,
+            f"The backup of epoch {epoch} could not be written to "
+            f"{self.backup_dir} ({error.strerror or error}: is the disk full?). "
+            f"Expected room for about {size / 2**20:.1f} MiB of weights and "
+            f"optimizer state there. {kept} Free some space (or put the "
+            "backups on a larger disk) and run again to resume.",
+        )
 
     def on_train_end(self, logs=None):
         if self.delete_on_end and self._chief:
@@ -230,6 +251,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             "labels, or train in float32; checkpoints written before this step "
             "are intact."
         )
+
+
+def _write(path, data):
+    """Writes `data` to `path` and makes it durable (fsync)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _fsync(path):

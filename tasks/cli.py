@@ -1,6 +1,7 @@
 """Command-line pieces the task modules share: training flags and logging."""
 
 import logging
+import math
 import os
 
 
@@ -11,7 +12,8 @@ def add_training_arguments(
 
     Flags: --epochs --batch-size --eval-batch-size --learning-rate
     --max-seq-length --warmup-ratio --weight-decay --seed --max-train-samples
-    --max-eval-samples --mixed-precision --push-to-hub --verbose, and the
+    --max-eval-samples --mixed-precision --push-to-hub --verbose
+    --overwrite-output-dir (`add_output_arguments`), and the
     strategy flags (`add_strategy_arguments`).
     """
     parser.add_argument("--epochs", type=int, default=epochs)
@@ -31,17 +33,198 @@ def add_training_arguments(
     )
     parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    add_output_arguments(parser)
     add_strategy_arguments(parser)
 
 
-def check_training_arguments(parser, args, positive=()):
-    """Rejects non-positive sizes/rates and a warmup ratio outside [0, 1]."""
-    names = ("epochs", "batch_size", "learning_rate", "max_seq_length", *positive)
-    for name in names:
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
-    if not 0 <= args.warmup_ratio <= 1:
-        parser.error("--warmup-ratio must be in [0, 1]")
+def check_training_arguments(parser, args, rules=None, min_seq_length=3, layout=""):
+    """Refuses, before any work, every training flag that would give nonsense.
+
+    Args:
+        parser: the `argparse.ArgumentParser`; a refusal is its `error` (exit 2).
+        args: the parsed flags.
+        rules: optional `{attribute: (valid, expected)}` for the task's own flags.
+        min_seq_length: int, the shortest --max-seq-length that leaves the task
+            room for text; `layout` shows why (e.g. "[CLS] A [SEP] B [SEP]").
+    """
+    check_flags(
+        parser,
+        args,
+        {
+            "epochs": AT_LEAST_ONE,
+            "batch_size": AT_LEAST_ONE,
+            "eval_batch_size": AT_LEAST_ONE,
+            "learning_rate": POSITIVE,
+            "max_seq_length": AT_LEAST_ONE,
+            "warmup_ratio": PROBABILITY,
+            "weight_decay": NON_NEGATIVE,
+            "seed": SEED,
+            "max_train_samples": SAMPLES,
+            "max_eval_samples": SAMPLES,
+            "collective_timeout": NON_NEGATIVE,
+            **(rules or {}),
+        },
+    )
+    check_min_seq_length(parser, args.max_seq_length, min_seq_length, layout)
+    check_model_positions(parser, args.max_seq_length, args.model, "--model")
+
+
+def _finite(value):
+    # Ints pass whatever their size (math.isfinite overflows on huge ints).
+    return isinstance(value, int) or math.isfinite(value)
+
+
+# Flag rules, `(valid(value), what is expected)`, for `check_flags`.
+AT_LEAST_ONE = (lambda value: value >= 1, "at least 1")
+NON_NEGATIVE = (
+    lambda value: _finite(value) and value >= 0,
+    "a finite number >= 0",
+)
+POSITIVE = (lambda value: _finite(value) and value > 0, "a finite number > 0")
+PROBABILITY = (
+    lambda value: _finite(value) and 0 <= value <= 1,
+    "a finite number in [0, 1]",
+)
+FINITE = (_finite, "a finite number")
+SEED = (lambda value: 0 <= value < 2**32, "in [0, 2**32 - 1] (NumPy's seed range)")
+SAMPLES = (
+    lambda value: value >= 1,
+    "at least 1 (leave the flag out to use every example)",
+)
+
+
+def flag_name(attribute):
+    """The flag of an `argparse` attribute: max_seq_length -> --max-seq-length."""
+    return "--" + attribute.replace("_", "-")
+
+
+def check_flags(parser, args, rules):
+    """Refuses the first flag that breaks its rule; flags left at None pass.
+
+    `rules` maps attribute names to `(valid, expected)`, e.g. `POSITIVE`. NaN
+    fails every rule: the checks test what a value is, not what it is not.
+    """
+    for name, (valid, expected) in rules.items():
+        value = getattr(args, name)
+        if value is not None and not valid(value):
+            parser.error(
+                f"{flag_name(name)} must be {expected}. "
+                f"Received: {flag_name(name)} {value}"
+            )
+
+
+def check_min_seq_length(parser, max_seq_length, minimum, layout):
+    """Refuses a --max-seq-length that leaves no text (or disables truncation)."""
+    if max_seq_length < minimum:
+        parser.error(
+            f"--max-seq-length {max_seq_length} leaves no room for the text: "
+            f"{layout} needs at least {minimum} tokens. Use --max-seq-length "
+            f"{minimum} or more. Received: --max-seq-length {max_seq_length}"
+        )
+
+
+def check_model_positions(parser, max_seq_length, max_positions, source):
+    """Refuses a --max-seq-length longer than the model has position embeddings.
+
+    `max_positions` is the model's `max_position_embeddings`, or a --model
+    (Hub id or checkpoint dir) to read it from; when its config cannot be read
+    here, the model's own loading reports why later.
+    """
+    if isinstance(max_positions, str):
+        max_positions = model_max_positions(max_positions)
+    if max_positions is not None and max_seq_length > max_positions:
+        parser.error(
+            f"--max-seq-length {max_seq_length} is longer than the model's "
+            f"max_position_embeddings={max_positions} ({source}): positions past "
+            f"it have no embedding. Use --max-seq-length {max_positions} or less. "
+            f"Received: --max-seq-length {max_seq_length}"
+        )
+
+
+def model_max_positions(name_or_path):
+    """`max_position_embeddings` of a Hub id or checkpoint dir; None if unreadable.
+
+    Only config.json is read (fetched alone for a Hub id, through the Hugging
+    Face cache), with the library's size-capped JSON reader.
+    """
+    import huggingface_hub
+
+    from bert_keras.checkpoints.files import read_json
+
+    try:
+        if os.path.isdir(name_or_path):
+            path = os.path.join(name_or_path, "config.json")
+        else:
+            path = huggingface_hub.hf_hub_download(name_or_path, "config.json")
+        config = read_json(path, ValueError)
+    except Exception:  # missing, offline, not JSON: the model load says why later
+        return None
+    if not isinstance(config, dict):
+        return None
+    value = config.get("max_position_embeddings", 512)  # BertConfig's default
+    return value if isinstance(value, int) else None
+
+
+# Common English words with common letters only: any tokenizer meant for
+# English text (or trained on an English corpus) encodes them without [UNK].
+PROBE_TEXT = "The people said that this was a good time to go home and eat."
+
+
+def load_tokenizer(name_or_path, flag):
+    """`AutoTokenizer.from_pretrained`, refusing one that cannot encode text.
+
+    transformers 5 builds a placeholder tokenizer of 5 special tokens for a
+    directory without tokenizer files; everything it encodes is [UNK]. A
+    tokenizer that maps most of `PROBE_TEXT` to its unknown token is refused.
+
+    Args:
+        name_or_path: str, Hub id or directory.
+        flag: str, the flag it came from (e.g. "--model"), for the message.
+
+    Returns:
+        the tokenizer.
+
+    Raises:
+        ValueError: naming the flag, the path, the vocabulary size and the fix.
+
+    Example:
+
+    >>> tokenizer = load_tokenizer(args.model, "--model")
+    """
+    import bert_keras as bk
+
+    tokenizer = bk.AutoTokenizer.from_pretrained(name_or_path)
+    ids = tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    unknown = sum(1 for i in ids if i == tokenizer.unk_token_id)
+    if ids and 2 * unknown <= len(ids):
+        return tokenizer
+    special = len(set(tokenizer.all_special_ids))
+    fix = (
+        "pass --tokenizer a directory (or Hub id) holding a real tokenizer, or "
+        "--vocab-size N instead to train one on the corpus"
+        if flag == "--tokenizer"
+        else f"save the tokenizer the model was trained with into {name_or_path} "
+        "(tokenizer.save_pretrained(...) of its base model)"
+    )
+    raise ValueError(
+        f"{flag} {name_or_path}: its tokenizer cannot encode ordinary text: "
+        f"{unknown} of the {len(ids)} pieces of {PROBE_TEXT!r} are the unknown "
+        f"token {tokenizer.unk_token!r}; vocabulary of {len(tokenizer)} tokens "
+        f"({special} special). A directory without tokenizer files gets such a "
+        "placeholder from transformers. Expected tokenizer.json or vocab.txt "
+        f"(with tokenizer_config.json) there. To fix: {fix}."
+    )
+
+
+def add_output_arguments(parser):
+    """Adds --overwrite-output-dir (`tasks.outputs.claim_output_dir`)."""
+    parser.add_argument(
+        "--overwrite-output-dir",
+        action="store_true",
+        help="start over in an --output-dir that holds an earlier run of this "
+        "command: its outputs and backup are removed first (files the command "
+        "does not write are still refused)",
+    )
 
 
 def add_strategy_arguments(parser):
@@ -79,7 +262,14 @@ def start_strategy(args):
 
 
 # Flags that may change between a run and its resume: not the run's settings.
-RESUMABLE_FLAGS = ("verbose", "strategy", "tpu", "collective_timeout")
+RESUMABLE_FLAGS = (
+    "verbose",
+    "strategy",
+    "tpu",
+    "collective_timeout",
+    # A run started with it resumes without it (the rerun of a kill).
+    "overwrite_output_dir",
+)
 
 
 def configure_logging():

@@ -20,6 +20,7 @@ from .cli import RESUMABLE_FLAGS
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import load_tokenizer
 from .cli import start_strategy
 from .glue_tasks import TASKS
 from .glue_tasks import get_task
@@ -54,11 +55,17 @@ def parse_args(argv=None):
     )
     parser.add_argument("--ignore-mismatched-sizes", action="store_true")
     args = parser.parse_args(argv)
-    check_training_arguments(parser, args)
     try:
         args.task = get_task(args.task)
     except ValueError as error:
         parser.error(str(error))
+    # At least one token of each sentence; below the special tokens' count,
+    # the tokenizer would not truncate at all.
+    if args.task.is_pair:
+        minimum, layout = 5, f"{args.task.name}'s [CLS] A [SEP] B [SEP], 1 token each,"
+    else:
+        minimum, layout = 3, f"{args.task.name}'s [CLS] text [SEP], 1 token of text,"
+    check_training_arguments(parser, args, min_seq_length=minimum, layout=layout)
     return args
 
 
@@ -102,10 +109,15 @@ def main(argv=None):
     args = parse_args(argv)
     configure_logging()
     strategy = start_strategy(args)
+    from bert_keras.training.distribute import is_chief
     from bert_keras.training.distribute import output_directory
+
+    from .outputs import claim_output_dir
 
     # Only the chief writes to --output-dir; other workers write to a
     # temporary directory that is removed (docs/distributed.md).
+    if is_chief(strategy):
+        claim_output_dir(args.output_dir, "tasks.glue", args.overwrite_output_dir)
     with output_directory(args.output_dir, strategy) as out:
         return fine_tune(args, strategy, out)
 
@@ -139,8 +151,18 @@ def fine_tune(args, strategy, out):
             splits[split] = splits[split].select(
                 range(min(args.max_eval_samples, len(splits[split])))
             )
+    history = reporting.EpochHistory()
+    # A killed run, rerun with the same command, resumes after its last
+    # finished epoch (OUT/backup, removed when the run completes). Checked
+    # before any work: a backup of other flags or inputs is refused at once.
+    settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
+    settings["task"] = task.name
+    backup_dir = os.path.join(args.output_dir, "backup")
+    resume_callbacks, checkpoint = resumable(
+        backup_dir, settings, history, strategy, inputs=glue_inputs(args, splits)
+    )
 
-    tokenizer = bk.AutoTokenizer.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model, "--model")
     encoded = {
         name: tokenize(ds, tokenizer, task, args.max_seq_length)
         for name, ds in splits.items()
@@ -216,13 +238,6 @@ def fine_tune(args, strategy, out):
             ).items():
                 logs[f"val_{key}"] = value
 
-    history = reporting.EpochHistory()
-    # A killed run, rerun with the same command, resumes after its last
-    # finished epoch (OUT/backup, removed when the run completes).
-    settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
-    settings["task"] = task.name
-    backup_dir = os.path.join(args.output_dir, "backup")
-    resume_callbacks, checkpoint = resumable(backup_dir, settings, history, strategy)
     train_start = time.perf_counter()
     model.fit(
         train_ds,
@@ -320,6 +335,28 @@ def fine_tune(args, strategy, out):
         print(f"pushed to the Hub: {info}")
     finished(backup_dir, strategy)
     return results
+
+
+def glue_inputs(args, splits):
+    """Fingerprints of the run's data files (or Hub datasets) and checkpoint."""
+    from .resume import checkpoint_fingerprints
+    from .resume import dataset_fingerprint
+    from .resume import fingerprints
+
+    task = args.task
+    if args.data_dir is not None:
+        paths = [
+            os.path.join(args.data_dir, task.directory, f"{split}.tsv")
+            for split in splits
+        ]
+        found = fingerprints("--data-dir", paths, root=args.data_dir)
+    else:
+        found = {}
+        for split, dataset in splits.items():
+            found.update(
+                dataset_fingerprint(f"nyu-mll/glue {task.name} {split}", dataset)
+            )
+    return {**found, **checkpoint_fingerprints(args.model)}
 
 
 def hyperparameters(args):

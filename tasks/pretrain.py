@@ -21,7 +21,17 @@ import os
 import sys
 import time
 
+from .cli import AT_LEAST_ONE
+from .cli import NON_NEGATIVE
+from .cli import POSITIVE
+from .cli import PROBABILITY
+from .cli import SEED
+from .cli import add_output_arguments
 from .cli import add_strategy_arguments
+from .cli import check_flags
+from .cli import check_min_seq_length
+from .cli import check_model_positions
+from .cli import load_tokenizer
 
 SMALL_BERT = {
     "hidden_size": 256,
@@ -63,6 +73,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--mixed-precision", action="store_true")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    add_output_arguments(parser)
     add_strategy_arguments(parser)
     parser.add_argument(
         "--data-wait",
@@ -73,12 +84,85 @@ def parse_args(argv=None):
         "write the tokenizer and instances",
     )
     args = parser.parse_args(argv)
-    for name in ("max_steps", "batch_size", "save_steps", "max_seq_length"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    check_pretraining_arguments(parser, args)
     if args.warmup_steps is None:
         args.warmup_steps = args.max_steps // 10
     return args
+
+
+def check_pretraining_arguments(parser, args):
+    """Refuses, before any work, every flag that would give nonsense."""
+    from .pretrain_vocab import SPECIAL_TOKENS
+
+    check_flags(
+        parser,
+        args,
+        {
+            "vocab_size": (
+                lambda value: value > len(SPECIAL_TOKENS),
+                f"more than the {len(SPECIAL_TOKENS)} special tokens",
+            ),
+            "max_seq_length": AT_LEAST_ONE,
+            "max_predictions_per_seq": AT_LEAST_ONE,
+            "masked_lm_prob": (
+                lambda value: PROBABILITY[0](value) and value > 0,
+                "a finite number in (0, 1] (0 masks nothing to learn from)",
+            ),
+            "short_seq_prob": PROBABILITY,
+            "dupe_factor": AT_LEAST_ONE,
+            "max_steps": AT_LEAST_ONE,
+            "batch_size": AT_LEAST_ONE,
+            "learning_rate": POSITIVE,
+            "warmup_steps": (
+                lambda value: 0 <= value <= args.max_steps,
+                f"in [0, --max-steps {args.max_steps}]",
+            ),
+            "weight_decay": NON_NEGATIVE,
+            "save_steps": AT_LEAST_ONE,
+            "num_shards": AT_LEAST_ONE,
+            "seed": SEED,
+            "collective_timeout": NON_NEGATIVE,
+            "data_wait": NON_NEGATIVE,
+        },
+    )
+    # Each epoch is --save-steps steps: a remainder would train past the end
+    # of the schedule, at learning rate 0.
+    planned = -(-args.max_steps // args.save_steps) * args.save_steps
+    if planned != args.max_steps:
+        parser.error(
+            f"--max-steps {args.max_steps} is not a multiple of --save-steps "
+            f"{args.save_steps}: the run trains whole rounds of --save-steps "
+            f"steps, {planned} in all, the last {planned - args.max_steps} at "
+            "learning rate 0. Make --max-steps a multiple of --save-steps. "
+            f"Received: --max-steps {args.max_steps} --save-steps {args.save_steps}"
+        )
+    # A global batch takes the same number of instances from every shard.
+    if args.batch_size % args.num_shards:
+        parser.error(
+            f"--batch-size {args.batch_size} cannot be split evenly over "
+            f"--num-shards {args.num_shards} instance shards. Expected a batch "
+            "size that is a multiple of the number of shards; change either flag. "
+            f"Received: --batch-size {args.batch_size} --num-shards {args.num_shards}"
+        )
+    # create_instances fills [CLS] A [SEP] B [SEP] with at least 1 token each.
+    check_min_seq_length(
+        parser, args.max_seq_length, 5, "[CLS] A [SEP] B [SEP], 1 token each,"
+    )
+    check_model_positions(
+        parser,
+        args.max_seq_length,
+        config_max_positions(args.config),
+        "--config" if args.config else "the default config",
+    )
+
+
+def config_max_positions(config):
+    """--config's `max_position_embeddings` (or SMALL_BERT's); None if not an int.
+
+    A --config that cannot be read is refused here, before any work.
+    """
+    value = {**SMALL_BERT, **config_fields(config)}.get("max_position_embeddings")
+    return value if isinstance(value, int) else None
 
 
 def corpus_files(paths):
@@ -99,39 +183,87 @@ def corpus_files(paths):
 
 
 def load_documents(files):
-    from .pretrain_data import read_bert_format
+    import io
+
+    from .data_files import read_utf8
+    from .pretrain_data import bert_format_documents
     from .pretrain_data import wikitext_to_documents
 
     documents = []
     for path in files:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.readlines()
+        # Universal newlines, as `open` reads text; a bad byte names its line.
+        lines = io.StringIO(read_utf8(path), newline=None).readlines()
         if any(
             line.startswith(" = ") and line.rstrip().endswith(" =") for line in lines
         ):
             documents.extend(wikitext_to_documents(lines))
         else:
-            documents.extend(read_bert_format([path]))
+            documents.extend(bert_format_documents(lines))
     return documents
 
 
 def build_config(args, tokenizer):
     import bert_keras as bk
 
-    fields = dict(SMALL_BERT)
-    if args.config:
-        if os.path.isdir(args.config):
-            path = os.path.join(args.config, "config.json")
-            with open(path, encoding="utf-8") as handle:
-                fields.update(json.load(handle))
-        elif os.path.isfile(args.config):
-            with open(args.config, encoding="utf-8") as handle:
-                fields.update(json.load(handle))
-        else:
-            fields.update(json.loads(args.config))
+    fields = {**SMALL_BERT, **config_fields(args.config)}
     fields["vocab_size"] = len(tokenizer)
     fields["pad_token_id"] = tokenizer.pad_token_id
     return bk.BertConfig(**{k: v for k, v in fields.items() if k != "architectures"})
+
+
+CONFIG_FORMS = (
+    "--config takes a JSON string (e.g. '{\"num_hidden_layers\": 2}'), a "
+    "config.json file or a checkpoint directory that holds one"
+)
+
+
+def config_fields(value):
+    """The BertConfig fields that --config gives ({} without the flag).
+
+    Raises:
+        ValueError: naming --config, the file (and line) and the forms it takes.
+    """
+    if value is None:
+        return {}
+    if os.path.isdir(value):
+        path = os.path.join(value, "config.json")
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"--config {value} is a directory without a config.json. "
+                f"{CONFIG_FORMS}. Received: --config {value}"
+            )
+    elif os.path.isfile(value):
+        path = value
+    elif value.lstrip().startswith("{"):
+        path = None
+    else:
+        raise ValueError(
+            f"--config {value}: no such file or directory, and not a JSON object "
+            f"either. {CONFIG_FORMS}. Check the path. Received: --config {value}"
+        )
+    source = "--config's JSON string" if path is None else path
+    try:
+        if path is None:
+            fields = json.loads(value)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                fields = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{source} is not valid JSON: {error.msg} at line {error.lineno}, "
+            f"column {error.colno}. {CONFIG_FORMS}. Received: --config {value}"
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{source} is not UTF-8 text ({error.reason} at byte {error.start}). "
+            f"{CONFIG_FORMS}. Received: --config {value}"
+        ) from None
+    if not isinstance(fields, dict):
+        raise ValueError(
+            f"{source} holds a JSON {type(fields).__name__}, not an object of "
+            f"BertConfig fields. {CONFIG_FORMS}. Received: --config {value}"
+        )
+    return fields
 
 
 def main(argv=None):
@@ -143,8 +275,14 @@ def main(argv=None):
 
     configure_logging()
     strategy = start_strategy(args)
+    from bert_keras.training.distribute import is_chief
+
+    from .outputs import claim_output_dir
+
     # Only the chief writes to --output-dir; other workers make their own
     # tokenizer and instances (the same, checked) in a temporary directory.
+    if is_chief(strategy):
+        claim_output_dir(args.output_dir, "tasks.pretrain", args.overwrite_output_dir)
     with output_directory(args.output_dir, strategy) as out:
         return pretrain(args, strategy, out)
 
@@ -172,9 +310,10 @@ def pretrain(args, strategy, out):
     # a resumed run reuses them, and the other workers read them there.
     data_dir = os.path.join(args.output_dir, "work")
     if is_chief(strategy):
-        prepare_data(args, data_dir)
+        prepare_data(args, data_dir, check_run_settings(args, data_dir))
     else:
         wait_for_data(data_dir, args.data_wait)
+        check_run_settings(args, data_dir, chief=False)
     tokenizer = bk.AutoTokenizer.from_pretrained(os.path.join(data_dir, "tokenizer"))
     pattern = os.path.join(data_dir, "instances", "instances-*.tfrecord")
     with open(os.path.join(data_dir, "instances.json")) as handle:
@@ -271,7 +410,8 @@ def pretrain(args, strategy, out):
         # The accuracy of always predicting the corpus' most frequent
         # non-special token: what MLM accuracy must rise well above.
         "mlm_unigram_baseline_accuracy": corpus_stats.get("unigram_baseline"),
-        "nsp_baseline_accuracy": 0.5,
+        # The share of the more frequent next-sentence label (about 0.5).
+        "nsp_baseline_accuracy": corpus_stats.get("nsp_baseline_accuracy", 0.5),
         "train_time_seconds_this_run": train_time,
         "steps_this_run": run_steps,
         # Padded slots (batch x max_seq_length), compile time included.
@@ -332,8 +472,12 @@ def check_workers_share_data(strategy, tokenizer, pattern):
         )
 
 
-def prepare_data(args, work):
-    """Makes `work`/tokenizer and `work`/instances; instances.json marks them done."""
+def prepare_data(args, work, settings=None):
+    """Makes `work`/tokenizer and `work`/instances; instances.json marks them done.
+
+    `settings` (from `check_run_settings`) go to `work`/run.json once the data
+    is made, before instances.json.
+    """
     import bert_keras as bk
 
     from . import reporting
@@ -345,12 +489,14 @@ def prepare_data(args, work):
     tokenizer_dir = os.path.join(work, "tokenizer")
     if os.path.isfile(os.path.join(work, "instances.json")):
         return
-    documents = load_documents(corpus_files(args.corpus))
+    files = corpus_files(args.corpus)
+    documents = load_documents(files)
+    check_documents(documents, files)
     if os.path.isfile(os.path.join(tokenizer_dir, "tokenizer.json")):
         tokenizer = bk.AutoTokenizer.from_pretrained(tokenizer_dir)
     else:
         if args.tokenizer:
-            tokenizer = bk.AutoTokenizer.from_pretrained(args.tokenizer)
+            tokenizer = load_tokenizer(args.tokenizer, "--tokenizer")
         else:
             tokenizer = train_wordpiece(
                 (s for d in documents for s in d), args.vocab_size
@@ -367,17 +513,210 @@ def prepare_data(args, work):
             short_seq_prob=args.short_seq_prob,
             seed=args.seed + copy,
         )
+    labels = check_instances(instances, documents, files, args)
     write_instances(
         instances, os.path.join(work, "instances"), num_shards=args.num_shards
     )
+    if settings is not None:
+        reporting.write_json(os.path.join(work, "run.json"), settings)
     reporting.write_json(
         os.path.join(work, "instances.json"),
         {
             "instances": len(instances),
             "documents": len(documents),
+            "random_next_instances": labels[1],
+            "nsp_baseline_accuracy": max(labels.values()) / len(instances),
             **unigram_baseline(instances, tokenizer.all_special_ids),
         },
     )
+
+
+def _names(files, most=3):
+    shown = ", ".join(files[:most])
+    return shown + (f" (and {len(files) - most} more)" if len(files) > most else "")
+
+
+def check_documents(documents, files):
+    """Refuses a corpus with fewer than 2 documents (no "random next" sentences).
+
+    Raises:
+        ValueError: naming the corpus files, what they hold and what is needed.
+    """
+    layout = (
+        "Expected BERT's format: one sentence per line, a blank line between "
+        "documents (or WikiText's ` = Title = ` lines), and at least 2 documents"
+    )
+    if not documents:
+        raise ValueError(
+            f"--corpus {_names(files)} holds no text (every line is blank). "
+            f"{layout}. Received: {len(files)} file(s), 0 documents"
+        )
+    if len(documents) < 2:
+        raise ValueError(
+            f"--corpus {_names(files)} holds a single document "
+            f"({len(documents[0])} line(s), no blank line between documents). "
+            "Next-sentence prediction draws its 'random next' sentences from "
+            "another document: with one, every pair is a true continuation and "
+            f"NSP accuracy is high without learning anything. {layout}: put a "
+            "blank line between documents. Received: 1 document"
+        )
+
+
+def check_instances(instances, documents, files, args):
+    """Refuses too few instances, or instances of one next-sentence label only.
+
+    Returns:
+        `collections.Counter` of the next-sentence labels (0 true, 1 random).
+
+    Raises:
+        ValueError: naming the corpus, the counts and what would give more.
+    """
+    labels = collections.Counter(i["next_sentence_label"] for i in instances)
+    made = (
+        f"{len(instances)} instance(s) from {len(documents)} documents "
+        f"(--dupe-factor {args.dupe_factor}, --max-seq-length {args.max_seq_length})"
+    )
+    if len(instances) < args.num_shards:
+        raise ValueError(
+            f"--corpus {_names(files)} gave {made}; expected at least one for "
+            f"each of the --num-shards {args.num_shards} instance files. Documents "
+            "of a single sentence whose tokens are all dropped, or too little "
+            "text, make none. Add text (documents of 2 or more sentences, a blank "
+            "line between documents) or raise --dupe-factor."
+        )
+    if not labels[0]:
+        raise ValueError(
+            f"--corpus {_names(files)} gave {made}, none a true continuation "
+            "(next-sentence label 0): every document has a single sentence, so "
+            "sentence B always comes from another document and NSP would score "
+            "without learning. Expected documents of 2 or more sentences, one "
+            "per line, with a blank line between documents."
+        )
+    if not labels[1]:
+        raise ValueError(
+            f"--corpus {_names(files)} gave {made}, none with a random next "
+            "sentence (label 1), so NSP would score without learning. Expected "
+            "at least 2 documents with a blank line between them."
+        )
+    return labels
+
+
+# Flags that may change between a run and its resume, besides tasks.cli's.
+PRETRAIN_RESUMABLE_FLAGS = ("output_dir", "data_wait")
+# The files of a --tokenizer directory that make the tokenizer (not weights).
+TOKENIZER_FILES = (
+    "added_tokens.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+)
+# Run settings of file contents; only the chief reads the corpus.
+DATA_SETTINGS = ("corpus_contents", "tokenizer_contents")
+
+
+def file_sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_settings(args, data=True):
+    """Everything a run's tokenizer, instances and checkpoint depend on.
+
+    The flags (but those a resume may change), --config's fields and, with
+    `data`, the SHA-256 of each corpus file and --tokenizer file: a corpus
+    edited in place makes another run.
+    """
+    from .cli import RESUMABLE_FLAGS
+
+    skip = (*RESUMABLE_FLAGS, *PRETRAIN_RESUMABLE_FLAGS)
+    settings = {k: v for k, v in vars(args).items() if k not in skip}
+    settings["config_fields"] = config_fields(args.config)
+    if data:
+        settings["corpus_contents"] = {
+            path: file_sha256(path) for path in corpus_files(args.corpus)
+        }
+        if args.tokenizer and os.path.isdir(args.tokenizer):
+            settings["tokenizer_contents"] = {
+                name: file_sha256(os.path.join(args.tokenizer, name))
+                for name in TOKENIZER_FILES
+                if os.path.isfile(os.path.join(args.tokenizer, name))
+            }
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _describe_change(key, then, now):
+    if key in DATA_SETTINGS or key == "config_fields":
+        then, now = then or {}, now or {}
+        names = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+        what = {
+            "corpus_contents": "the contents of --corpus file(s)",
+            "tokenizer_contents": "the files of the --tokenizer directory",
+            "config_fields": "the fields of --config",
+        }[key]
+        return f"{what} changed ({', '.join(names)})"
+    flag = "--" + key.replace("_", "-")
+    return f"{flag} was {then}, is {now}"
+
+
+def check_run_settings(args, work, chief=True):
+    """Refuses to mix this run with the data or checkpoint of another in `work`.
+
+    `work`/run.json holds the settings (`run_settings`) that its tokenizer,
+    instances and backup were made with. The same command resumes; other
+    flags, --config fields, corpus or --tokenizer contents are refused, naming
+    what changed. A preparation that never finished (no run.json) is redone.
+
+    Returns:
+        this run's settings (for `prepare_data`).
+    """
+    settings = run_settings(args, data=chief)
+    run_file = os.path.join(work, "run.json")
+    if os.path.isfile(run_file):
+        with open(run_file, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        if not chief:
+            saved = {k: v for k, v in saved.items() if k not in DATA_SETTINGS}
+        changed = [
+            key
+            for key in sorted(set(saved) | set(settings))
+            if saved.get(key) != settings.get(key)
+        ]
+        if changed:
+            what = "; ".join(
+                _describe_change(k, saved.get(k), settings.get(k)) for k in changed
+            )
+            raise SystemExit(
+                f"--output-dir {args.output_dir} holds a pretraining run made with "
+                "other settings, whose tokenizer, instances and checkpoint this "
+                f"run would reuse: {what}. Rerun that run's own command (same "
+                "flags and files) to resume it, or give a new or empty "
+                "--output-dir (or --overwrite-output-dir to start over there)."
+            )
+        return settings
+    left = [
+        name
+        for name in ("instances.json", "history.json", "backup")
+        if os.path.exists(os.path.join(work, name))
+    ]
+    if left:
+        raise SystemExit(
+            f"{work} holds {', '.join(left)} of a pretraining run whose settings "
+            "were not recorded (no run.json, an older version made it), so this "
+            "run cannot tell whether it may resume it. Give a new or empty "
+            "--output-dir, or --overwrite-output-dir to start over there."
+        )
+    if chief:
+        import shutil
+
+        for name in ("tokenizer", "instances"):
+            shutil.rmtree(os.path.join(work, name), ignore_errors=True)
+    return settings
 
 
 def wait_for_data(work, seconds):

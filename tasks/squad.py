@@ -19,10 +19,15 @@ import time
 
 import numpy as np
 
+from .cli import AT_LEAST_ONE
+from .cli import FINITE
+from .cli import RESUMABLE_FLAGS
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import load_tokenizer
 from .cli import start_strategy
+from .squad_data import SquadFormatError
 from .squad_data import count_unlocated
 from .squad_data import eval_features
 from .squad_data import read_squad
@@ -63,41 +68,66 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not (args.train_file or args.eval_file or args.dataset):
         parser.error("give --train-file and/or --eval-file, or --dataset")
+    rules = {
+        "doc_stride": AT_LEAST_ONE,
+        "max_query_length": AT_LEAST_ONE,
+        "n_best_size": AT_LEAST_ONE,
+        "max_answer_length": AT_LEAST_ONE,
+        "null_score_diff_threshold": FINITE,
+    }
     # [CLS] question [SEP] context [SEP]: the context part of each window must
     # be longer than the stride that overlaps consecutive windows.
-    context_room = args.max_seq_length - args.max_query_length - 3
-    if context_room <= 0 or args.doc_stride >= context_room:
-        parser.error(
-            "windows have no room left for the context: need --doc-stride < "
-            "--max-seq-length - --max-query-length - 3; received "
-            f"doc_stride={args.doc_stride}, max_seq_length={args.max_seq_length}, "
-            f"max_query_length={args.max_query_length}"
-        )
-    check_training_arguments(parser, args, positive=("n_best_size",))
+    minimum = args.max_query_length + 3 + args.doc_stride + 1
+    layout = (
+        f"[CLS] question [SEP] context [SEP] with up to --max-query-length "
+        f"{args.max_query_length} question tokens and a context longer than "
+        f"--doc-stride {args.doc_stride} (or lower those two flags)"
+    )
+    check_training_arguments(parser, args, rules, minimum, layout)
     return args
 
 
 def load_split(args, split):
+    """`(examples, stats)` of one split, checked before any training starts."""
     path = args.train_file if split == "train" else args.eval_file
     if path:
-        return read_squad(path)
+        return read_squad(
+            path,
+            version_2_with_negative=args.version_2_with_negative,
+            train=split == "train",
+        )
     if not args.dataset:
         return None, None
     import datasets
 
     hub_split = "train" if split == "train" else "validation"
     ds = datasets.load_dataset(args.dataset, split=hub_split)
-    return ds, {"file": f"{args.dataset}:{hub_split}", "rows": len(ds)}
+    name = f"{args.dataset}:{hub_split}"
+    if not len(ds):
+        raise SquadFormatError(f"{name} has no questions. Expected a SQuAD split.")
+    unanswerable = sum(not answers["text"] for answers in ds["answers"])
+    if unanswerable and not args.version_2_with_negative:
+        raise SquadFormatError(
+            f"{name}: {unanswerable} of {len(ds)} questions have no answer. "
+            "Expected an answer for every question in SQuAD 1.1 mode. Pass "
+            "--version-2-with-negative for a SQuAD 2.0 dataset."
+        )
+    return ds, {"file": name, "rows": len(ds)}
 
 
 def main(argv=None):
     args = parse_args(argv)
     configure_logging()
     strategy = start_strategy(args)
+    from bert_keras.training.distribute import is_chief
     from bert_keras.training.distribute import output_directory
+
+    from .outputs import claim_output_dir
 
     # Only the chief writes to --output-dir; other workers write to a
     # temporary directory that is removed (docs/distributed.md).
+    if is_chief(strategy):
+        claim_output_dir(args.output_dir, "tasks.squad", args.overwrite_output_dir)
     with output_directory(args.output_dir, strategy) as out:
         return fine_tune(args, strategy, out)
 
@@ -115,10 +145,12 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
+    from .resume import finished
+    from .resume import resumable
 
     keras.utils.set_random_seed(args.seed)
     os.makedirs(out, exist_ok=True)
-    tokenizer = bk.AutoTokenizer.from_pretrained(args.model)
+    tokenizer = load_tokenizer(args.model, "--model")
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError(
             "SQuAD windows need offset mappings, which only fast tokenizers give. "
@@ -137,6 +169,23 @@ def fine_tune(args, strategy, out):
             range(min(args.max_eval_samples, len(eval_examples)))
         )
 
+    # Taken before any map: a Hub dataset's fingerprint then depends on its
+    # files and the selection only.
+    hub_data = getattr(train_examples, "_fingerprint", None)
+    history = reporting.EpochHistory()
+    # A killed training run, rerun with the same command, resumes after its
+    # last finished epoch (OUT/backup, removed once every output is written).
+    # Checked before any work: a backup of other flags or inputs is refused.
+    backup_dir = os.path.join(args.output_dir, "backup")
+    if train_examples is not None:
+        settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
+        resume_callbacks, checkpoint = resumable(
+            backup_dir,
+            settings,
+            history,
+            strategy,
+            inputs=squad_inputs(args, hub_data),
+        )
     # Over-long questions are cut to --max-query-length tokens (counted).
     if train_examples is not None:
         train_examples, train_stats["questions_truncated"] = truncate_questions(
@@ -151,7 +200,6 @@ def fine_tune(args, strategy, out):
         model = bk.BertForQuestionAnswering.from_pretrained(
             args.model, dtype="mixed_bfloat16" if args.mixed_precision else None
         )
-    history = reporting.EpochHistory()
     if train_examples is not None:
         features = train_examples.map(
             lambda batch, indices: train_features(tokenizer, batch, indices, **window),
@@ -192,14 +240,19 @@ def fine_tune(args, strategy, out):
         model.fit(
             train_ds,
             epochs=args.epochs,
-            callbacks=[StopOnNonFiniteLoss(), history],
+            callbacks=[StopOnNonFiniteLoss(), history, *resume_callbacks],
             shuffle=False,
             verbose=args.verbose,
         )
         results["train_time_seconds"] = time.perf_counter() - start
+        epochs_run = args.epochs - checkpoint.restored_epoch
         results["train_examples_per_second"] = (
-            len(features) * args.epochs / results["train_time_seconds"]
+            len(features) * epochs_run / results["train_time_seconds"]
         )
+        results["steps"] = int(model.optimizer.iterations.numpy())
+        results["planned_steps"] = total_steps
+        results["resumed_after_epoch"] = checkpoint.restored_epoch
+        results["epochs"] = history.epochs
         results["train_loss_per_epoch"] = [row["loss"] for row in history.epochs]
         results["data"]["train"] = train_stats
         model.save_pretrained(out, tokenizer=tokenizer)
@@ -250,7 +303,25 @@ def fine_tune(args, strategy, out):
     print(f"outputs in {os.path.abspath(out)}")
     if args.push_to_hub:
         print(f"pushed: {reporting.push_directory(out, args.push_to_hub)}")
+    if train_examples is not None:
+        finished(backup_dir, strategy)
     return results
+
+
+def squad_inputs(args, hub_data=None):
+    """Fingerprints of the training data and the starting checkpoint.
+
+    The evaluation file is not one: it is scored only after training, so a
+    resumed run scores what it holds now, as a first run would.
+    """
+    from .resume import checkpoint_fingerprints
+    from .resume import fingerprints
+
+    if args.train_file:
+        found = fingerprints("--train-file", [args.train_file])
+    else:
+        found = {f"--dataset {args.dataset} train": hub_data}
+    return {**found, **checkpoint_fingerprints(args.model)}
 
 
 SCORE_KEYS = ("exact_match", "f1", "exact", "HasAns_exact", "HasAns_f1",

@@ -1,6 +1,7 @@
 """Train a WordPiece vocabulary, deterministically, and wrap it for transformers."""
 
 import collections
+import gc
 import heapq
 
 from tokenizers import Tokenizer
@@ -51,7 +52,15 @@ def train_wordpiece(sentences, vocab_size, lowercase=True, min_frequency=2):
     )
     pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     words = _word_counts(sentences, normalizer, pre_tokenizer)
-    pieces = _learn_pieces(words, vocab_size, min_frequency)
+    # The merges make millions of small acyclic objects: in a process with a
+    # large heap (a test session), cyclic GC passes would dominate the time.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        pieces = _learn_pieces(words, vocab_size, min_frequency)
+    finally:
+        if enabled:
+            gc.enable()
     # Ids carry no meaning for WordPiece: specials, then the pieces sorted.
     ordered = [*SPECIAL_TOKENS, *sorted(pieces, key=lambda t: (t[:2] == PREFIX, t))]
     tokenizer = Tokenizer(

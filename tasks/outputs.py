@@ -14,6 +14,8 @@ import fnmatch
 import os
 import shutil
 
+from bert_keras.checkpoints.writing import TOKENIZER_FILES
+
 # What every task CLI writes: the checkpoint (`save_pretrained`, shards,
 # tokenizer files and its save's temporary files, which start with "."),
 # results, curves and model card.
@@ -22,13 +24,7 @@ COMMON_OUTPUTS = (
     "model.safetensors",
     "model.safetensors.index.json",
     "model-*-of-*.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "chat_template.jinja",
-    "chat_template.json",
+    *sorted(TOKENIZER_FILES),
     "results.json",
     "results.json.tmp",
     "training_curves.png",

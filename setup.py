@@ -52,9 +52,18 @@ setup(
             "scipy",
             "scikit-learn",
         ],
+        # Serving (`bert_keras.export`): the in-graph tokenizer's WordPiece op;
+        # the ONNX converter and runtime; the LiteRT (TFLite) interpreter.
+        "export": [
+            "tensorflow-text==2.21.1",
+            "tf2onnx==1.17.0",
+            "onnxruntime==1.32.0",
+            "ai-edge-litert==2.3.0",
+        ],
         # The test suite and benchmarks: the CLIs, the PyTorch reference, keras-hub.
         "test": [
             "bert_keras[tasks]",
+            "bert_keras[export]",
             "pytest",
             "ruff",
             "torch==2.13.0",

@@ -287,6 +287,7 @@ COMMANDS = {
     "squad": "fine-tune and evaluate on SQuAD v1.1 / v2.0",
     "pretrain": "pretrain with masked LM and next-sentence prediction",
     "demo": "fine-tune all-MiniLM-L6-v2 on the shipped SST-2 sample",
+    "export": "export a checkpoint as a SavedModel, TFLite or ONNX model",
 }
 
 

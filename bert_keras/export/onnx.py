@@ -1,0 +1,111 @@
+"""ONNX export of the id-input signature (tf2onnx), run with onnxruntime.
+
+The ONNX model takes `input_ids`, `token_type_ids` and `attention_mask`
+(int32, batch dynamic, sequence fixed at `max_length` or dynamic with
+`max_length=None`) and returns the model's outputs by HF name in float32,
+as the SavedModel's `serve_ids` signature does. The string signature is not
+exported: ONNX has no WordPiece operator (tokenize with the HF tokenizer).
+
+tf2onnx 1.17 converts a BERT graph under TensorFlow 2.21, Keras 3 and
+NumPy 2 as it is: Keras' NumPy 2 patch of tf2onnx (`keras.src.export`) is
+not needed on this graph, so it is not applied.
+"""
+
+import os
+
+from bert_keras.export.tflite import id_function
+from bert_keras.export.tflite import id_input_signature
+
+# 17 is the first opset with LayerNormalization; onnxruntime runs 7 to 23.
+DEFAULT_OPSET = 17
+
+
+def convert_to_onnx(model, max_length=128, opset=DEFAULT_OPSET):
+    """Converts `model`'s id-input signature to an ONNX `ModelProto`.
+
+    Args:
+        model: a bert_keras model (any task class).
+        max_length: int, the fixed sequence length (None: dynamic).
+        opset: int, the ONNX opset to target.
+
+    Returns:
+        `onnx.ModelProto`, inputs `ID_NAMES` and outputs the model's HF names.
+
+    Example:
+
+    >>> proto = convert_to_onnx(model, max_length=7)
+    >>> [output.name for output in proto.graph.output]
+    ['last_hidden_state', 'pooler_output']
+    """
+    import tf2onnx
+
+    function = id_function(model, max_length)
+    proto, _ = tf2onnx.convert.from_function(
+        function,
+        input_signature=id_input_signature(model, max_length),
+        opset=opset,
+    )
+    return proto
+
+
+def export_onnx(model, path, max_length=128, opset=DEFAULT_OPSET):
+    """Writes `model`'s id-input signature as an `.onnx` file.
+
+    Args:
+        model: a bert_keras model (any task class).
+        path: str or path of the file to write (its folder is created).
+        max_length: int, the fixed sequence length inputs are padded to
+            (None: any length up to `max_position_embeddings`).
+        opset: int, the ONNX opset to target.
+
+    Returns:
+        str, the path written.
+
+    Example:
+
+    >>> export_onnx(model, "exported/model.onnx", max_length=7)
+    'exported/model.onnx'
+    """
+    path = os.fspath(path)
+    proto = convert_to_onnx(model, max_length=max_length, opset=opset)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = path + ".partial"
+    with open(partial, "wb") as file:
+        file.write(proto.SerializeToString())
+    os.replace(partial, path)  # no half-written model under the final name
+    return path
+
+
+def onnx_session(model, num_threads=None):
+    """An onnxruntime CPU `InferenceSession` of an `.onnx` id-input model.
+
+    Args:
+        model: str or path of an `.onnx` file, its bytes, or a `ModelProto`.
+        num_threads: int, intra-op threads (None: onnxruntime's default).
+
+    Returns:
+        `onnxruntime.InferenceSession`; `session.run(None, feeds)` takes a
+        dict of int32 numpy arrays by input name.
+
+    Example:
+
+    >>> session = onnx_session(convert_to_onnx(model, max_length=7))
+    >>> [spec.name for spec in session.get_inputs()]
+    ['input_ids', 'token_type_ids', 'attention_mask']
+    >>> feeds = {name: value.astype("int32") for name, value in inputs.items()}
+    >>> last_hidden_state, pooler_output = session.run(None, feeds)
+    >>> last_hidden_state.shape
+    (3, 7, 32)
+    """
+    import onnxruntime
+
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    elif not isinstance(model, bytes):
+        model = os.fspath(model)
+    options = onnxruntime.SessionOptions()
+    if num_threads is not None:
+        options.intra_op_num_threads = num_threads
+    return onnxruntime.InferenceSession(
+        model, options, providers=["CPUExecutionProvider"]
+    )

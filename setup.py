@@ -52,7 +52,7 @@ setup(
             "scipy",
             "scikit-learn",
         ],
-        # Serving (`bert_keras.export`): the in-graph tokenizer's WordPiece op;
+        # Serving (`bert_keras.serving`): the in-graph tokenizer's WordPiece op;
         # the ONNX converter and runtime; the LiteRT (TFLite) interpreter.
         "export": [
             "tensorflow-text==2.21.1",

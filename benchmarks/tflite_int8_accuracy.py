@@ -7,7 +7,7 @@
 RUN_DIR is a `python -m tasks.glue --task sst2` output directory (a model
 fine-tuned on SST-2, with its tokenizer). The script exports its id-input
 signature to TFLite twice, float32 and with dynamic-range int8 weights
-(`bert_keras.export.tflite`), runs both with the LiteRT interpreter on every
+(`bert_keras.serving.tflite`), runs both with the LiteRT interpreter on every
 dev sentence (tokenized by the HF tokenizer, padded to --max-length) and
 reports both accuracies, the Keras model's, the file sizes and how many
 predictions int8 changes.
@@ -47,8 +47,8 @@ def predict(run, batches):
 def main(argv=None):
     args = parse_args(argv)
     import bert_keras as bk
-    from bert_keras.export.tflite import convert_to_tflite
-    from bert_keras.export.tflite import tflite_runner
+    from bert_keras.serving.tflite import convert_to_tflite
+    from bert_keras.serving.tflite import tflite_runner
 
     sentences, labels = read_dev(args.data_dir)
     tokenizer = bk.AutoTokenizer.from_pretrained(args.model)

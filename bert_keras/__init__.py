@@ -19,6 +19,7 @@ from bert_keras.modeling.pretraining import BertForMaskedLM
 from bert_keras.modeling.pretraining import BertForNextSentencePrediction
 from bert_keras.modeling.pretraining import BertForPreTraining
 from bert_keras.modeling.question_answering import BertForQuestionAnswering
+from bert_keras.serving import export
 from bert_keras.training.distribute import make_strategy
 from bert_keras.version import __version__
 
@@ -41,6 +42,15 @@ __all__ = [
     "TrainingError",
     "UnsafeCheckpointError",
     "WorkerLostError",
+    "export",
     "__version__",
     "make_strategy",
 ]
+
+
+def __getattr__(name):
+    if name == "InGraphBertTokenizer":  # needs TensorFlow Text: imported on use
+        from bert_keras.serving.tokenizer import InGraphBertTokenizer
+
+        return InGraphBertTokenizer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

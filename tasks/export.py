@@ -155,7 +155,7 @@ def export(args):
     if args.overwrite and os.path.isdir(target):
         shutil.rmtree(target)
     if args.format == "savedmodel":
-        from bert_keras.export.savedmodel import export_saved_model
+        from bert_keras.serving.savedmodel import export_saved_model
 
         tokenizer = _tokenizer(args.model)
         export_saved_model(
@@ -167,11 +167,11 @@ def export(args):
         )
     else:
         if args.format == "tflite":
-            from bert_keras.export.tflite import export_tflite
+            from bert_keras.serving.tflite import export_tflite
 
             export_tflite(model, target, max_length=args.max_length, int8=args.int8)
         else:
-            from bert_keras.export.onnx import export_onnx
+            from bert_keras.serving.onnx import export_onnx
 
             export_onnx(model, target, max_length=args.max_length)
         # The id models ship with the tokenizer that makes their inputs.

@@ -17,8 +17,9 @@ from conftest import tiny_config
 
 import bert_keras as bk
 from bert_keras.errors import ConfigError
-from bert_keras.export import onnx as onnx_export
-from bert_keras.export import tflite as tflite_export
+from bert_keras.serving import onnx as onnx_export
+from bert_keras.serving import tflite as tflite_export
+from bert_keras.serving.savedmodel import id_input_signature
 
 MAX_LENGTH = 16
 # Real tokens per row: full, half, [CLS] x [SEP].
@@ -125,23 +126,37 @@ def test_tflite_int8_is_smaller_and_close(models, exports):
     assert 0 < diff <= 0.05, diff
 
 
+def test_bk_export_writes_each_format(models, tmp_path):
+    model = models["BertModel"]
+    inputs = _inputs()
+    path = bk.export(model, tmp_path / "m.tflite", format="tflite", max_length=16)
+    assert str(path).endswith("m.tflite")
+    runner = tflite_export.tflite_runner((tmp_path / "m.tflite").read_bytes())
+    _assert_matches_keras(model, runner(**inputs), inputs)
+    with pytest.raises(ConfigError, match="Unknown export format.*'torchscript'"):
+        bk.export(model, tmp_path / "x", format="torchscript")
+    with pytest.raises(ConfigError, match="takes token ids, not strings"):
+        bk.export(model, tmp_path / "m.onnx", format="onnx", tokenizer=object())
+    assert not (tmp_path / "x").exists() and not (tmp_path / "m.onnx").exists()
+
+
 def test_id_signature_shapes(models):
     model = models["BertModel"]
-    specs = tflite_export.id_input_signature(model, MAX_LENGTH)
+    specs = id_input_signature(model, MAX_LENGTH)
     assert [spec.name for spec in specs] == [
         "input_ids",
         "token_type_ids",
         "attention_mask",
     ]
     assert [spec.shape.as_list() for spec in specs] == [[None, MAX_LENGTH]] * 3
-    dynamic = tflite_export.id_input_signature(model, None)
+    dynamic = id_input_signature(model, None)
     assert dynamic[0].shape.as_list() == [None, None]
 
 
 @pytest.mark.parametrize("max_length", [0, 65, 16.0, True])
 def test_max_length_out_of_range_is_refused(models, max_length):
     with pytest.raises(ConfigError, match="max_length"):
-        tflite_export.id_input_signature(models["BertModel"], max_length)
+        id_input_signature(models["BertModel"], max_length)
 
 
 def test_tflite_refuses_a_dynamic_sequence_length(models):

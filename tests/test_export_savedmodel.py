@@ -24,10 +24,10 @@ import transformers
 
 import bert_keras as bk
 from bert_keras.errors import ConfigError
-from bert_keras.export.savedmodel import ID_NAMES
-from bert_keras.export.savedmodel import export_saved_model
-from bert_keras.export.savedmodel import ids_function
-from bert_keras.export.savedmodel import text_function
+from bert_keras.serving.savedmodel import ID_NAMES
+from bert_keras.serving.savedmodel import export_saved_model
+from bert_keras.serving.savedmodel import ids_function
+from bert_keras.serving.savedmodel import text_function
 from tests.conftest import CHOICES
 from tests.conftest import CLASS_NAMES
 from tests.conftest import inputs_for

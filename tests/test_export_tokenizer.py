@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_keras.export import InGraphBertTokenizer
+from bert_keras.serving import InGraphBertTokenizer
 
 DATA = os.path.join(os.path.dirname(__file__), os.pardir, "tasks", "data")
 

@@ -23,73 +23,8 @@ import keras
 import tensorflow as tf
 
 from bert_keras.errors import ConfigError
-from bert_keras.export.savedmodel import ID_NAMES
-from bert_keras.export.savedmodel import IDS_SIGNATURE
-from bert_keras.export.savedmodel import model_outputs
-
-
-def id_input_signature(model, max_length=128):
-    """The int32 id inputs the TFLite and ONNX exports take.
-
-    Args:
-        model: a bert_keras model.
-        max_length: int, the sequence length every input is padded to, or
-            None for any length up to `max_position_embeddings` (ONNX only).
-
-    Returns:
-        list of `tf.TensorSpec`, named `ID_NAMES`, shaped (batch, max_length)
-        ((batch, choices, max_length) for `BertForMultipleChoice`), batch
-        dynamic.
-
-    Raises:
-        ConfigError: `max_length` is not an int in [1, max_position_embeddings].
-
-    Example:
-
-    >>> [spec.shape.as_list() for spec in id_input_signature(model, 64)]
-    [[None, 64], [None, 64], [None, 64]]
-    """
-    limit = model.config.max_position_embeddings
-    if max_length is not None and (
-        isinstance(max_length, bool)
-        or not isinstance(max_length, int)
-        or not 1 <= max_length <= limit
-    ):
-        raise ConfigError(
-            "`max_length` must be an int from 1 to the model's "
-            f"max_position_embeddings ({limit}), or None for any length. "
-            f"Received: max_length={max_length!r}"
-        )
-    shape = (None,) * (model.input_rank - 1) + (max_length,)
-    return [tf.TensorSpec(shape, tf.int32, name=name) for name in ID_NAMES]
-
-
-def id_function(model, max_length=128):
-    """The model over token ids as a `tf.function` of fixed input shapes.
-
-    Args:
-        model: a bert_keras model.
-        max_length: int or None, as in `id_input_signature`.
-
-    Returns:
-        `tf.function(input_ids, token_type_ids, attention_mask)` returning
-        the model's outputs by HF name (float32), traced for
-        `id_input_signature(model, max_length)`.
-
-    Example:
-
-    >>> sorted(id_function(model, 64).get_concrete_function().structured_outputs)
-    ['last_hidden_state', 'pooler_output']
-    """
-    signature = id_input_signature(model, max_length)
-
-    def serve_ids(input_ids, token_type_ids, attention_mask):
-        inputs = dict(zip(ID_NAMES, (input_ids, token_type_ids, attention_mask)))
-        return model_outputs(model, inputs)
-
-    function = tf.function(serve_ids, input_signature=signature, autograph=False)
-    function.get_concrete_function()
-    return function
+from bert_keras.serving.savedmodel import IDS_SIGNATURE
+from bert_keras.serving.savedmodel import ids_function
 
 
 def convert_to_tflite(model, max_length=128, int8=False):
@@ -118,7 +53,7 @@ def convert_to_tflite(model, max_length=128, int8=False):
             "Pass max_length=N and pad inputs to N tokens. "
             "Received: max_length=None"
         )
-    function = id_function(model, max_length)
+    function = ids_function(model, max_length)
     with tempfile.TemporaryDirectory() as directory:
         archive = keras.export.ExportArchive()
         archive.track(model)

@@ -23,14 +23,14 @@ try:
     import tensorflow_text
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "bert_keras.export needs TensorFlow Text. Install it with "
+        "bert_keras.serving needs TensorFlow Text. Install it with "
         "`pip install bert_keras[export]` (tensorflow-text matching your "
         f"TensorFlow). Received: {error}"
     ) from error
 
-from bert_keras.export import tokenizer_tables as tables_lib
-from bert_keras.export.tokenizer_pipeline import encode_pieces
-from bert_keras.export.tokenizer_pipeline import pack
+from bert_keras.serving import tokenizer_tables as tables_lib
+from bert_keras.serving.tokenizer_pipeline import encode_pieces
+from bert_keras.serving.tokenizer_pipeline import pack
 
 
 class InGraphBertTokenizer(tf.Module):

@@ -1,7 +1,7 @@
 """SavedModel export: a `serving_default` over raw strings, `serve_ids` over ids.
 
 The SavedModel holds the model's weights, the in-graph tokenizer and each
-task's post-processing (`bert_keras.export.heads`) as TensorFlow graphs:
+task's post-processing (`bert_keras.serving.heads`) as TensorFlow graphs:
 it loads with `tf.saved_model.load` (after `import tensorflow_text`, which
 registers the tokenizer's ops) where bert_keras and transformers are not
 installed, and serves with TF Serving.
@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 from bert_keras.errors import ConfigError
-from bert_keras.export import heads
+from bert_keras.serving import heads
 
 # The id signature's inputs, in its argument order.
 ID_NAMES = ("input_ids", "token_type_ids", "attention_mask")
@@ -37,18 +37,55 @@ def model_outputs(model, inputs):
     return {name: _float32(value) for name, value in outputs.items()}
 
 
-def ids_function(model):
+def id_input_signature(model, max_length=128):
+    """The int32 id inputs of `serve_ids`, TFLite and ONNX.
+
+    Args:
+        model: a bert_keras model.
+        max_length: int, the sequence length every input is padded to, or
+            None for any length (the SavedModel; ONNX).
+
+    Returns:
+        list of `tf.TensorSpec`, named `ID_NAMES`, shaped (batch, max_length)
+        ((batch, choices, max_length) for `BertForMultipleChoice`), batch
+        dynamic.
+
+    Raises:
+        ConfigError: `max_length` is not an int in [1, max_position_embeddings].
+
+    Example:
+
+    >>> [spec.shape.as_list() for spec in id_input_signature(model, 64)]
+    [[None, 64], [None, 64], [None, 64]]
+    """
+    limit = model.config.max_position_embeddings
+    if max_length is not None and (
+        isinstance(max_length, bool)
+        or not isinstance(max_length, int)
+        or not 1 <= max_length <= limit
+    ):
+        raise ConfigError(
+            "`max_length` must be an int from 1 to the model's "
+            f"max_position_embeddings ({limit}), or None for any length. "
+            f"Received: max_length={max_length!r}"
+        )
+    shape = (None,) * (model.input_rank - 1) + (max_length,)
+    return [tf.TensorSpec(shape, tf.int32, name=name) for name in ID_NAMES]
+
+
+def ids_function(model, max_length=None):
     """The model as a `tf.function` over token ids: the `serve_ids` signature.
 
     Args:
         model: a bert_keras model.
+        max_length: int or None, as in `id_input_signature`: None (the
+            SavedModel) takes any sequence length; TFLite and ONNX fix it.
 
     Returns:
-        `tf.function(input_ids, token_type_ids, attention_mask)` with an input
-        signature of int32 (batch, seq) tensors ((batch, choices, seq) for
-        `BertForMultipleChoice`), any batch and sequence length, returning
-        the model's outputs by HF name (float32). Its concrete function is
-        what the TFLite and ONNX converters take.
+        `tf.function(input_ids, token_type_ids, attention_mask)` traced for
+        `id_input_signature(model, max_length)`, returning the model's
+        outputs by HF name (float32). Its concrete function is what the
+        TFLite and ONNX converters take.
 
     Example:
 
@@ -56,19 +93,20 @@ def ids_function(model):
     >>> sorted(serve.get_concrete_function().structured_outputs)
     ['last_hidden_state', 'pooler_output']
     """
-    shape = (None,) * model.input_rank
-    signature = [tf.TensorSpec(shape, tf.int32, name=name) for name in ID_NAMES]
+    signature = id_input_signature(model, max_length)
 
     def serve_ids(input_ids, token_type_ids, attention_mask):
         inputs = dict(zip(ID_NAMES, (input_ids, token_type_ids, attention_mask)))
         return model_outputs(model, inputs)
 
-    return tf.function(serve_ids, input_signature=signature, autograph=False)
+    function = tf.function(serve_ids, input_signature=signature, autograph=False)
+    function.get_concrete_function()
+    return function
 
 
 def in_graph_tokenizer(tokenizer, max_length):
     """The transformers `tokenizer` as TF ops (`InGraphBertTokenizer`)."""
-    from bert_keras.export.tokenizer import InGraphBertTokenizer
+    from bert_keras.serving.tokenizer import InGraphBertTokenizer
 
     return InGraphBertTokenizer(tokenizer, max_length=max_length)
 
@@ -129,7 +167,7 @@ def text_function(
 
     Returns:
         `(tf.function, in-graph tokenizer)`; the function takes the task's
-        string inputs (see `bert_keras.export.heads.HEADS`) and returns its
+        string inputs (see `bert_keras.serving.heads.HEADS`) and returns its
         outputs.
 
     Example:
@@ -189,7 +227,7 @@ def export_saved_model(
     Signatures:
 
     - `serving_default` (with a tokenizer): the task's strings in, its
-      answers out (see `bert_keras.export.heads`): sequence classification
+      answers out (see `bert_keras.serving.heads`): sequence classification
       `label`, `label_id`, `score`, `probabilities` (regression: `score`);
       token classification per-token `labels` and character offsets;
       question answering (`question`, `context`) `answer`, `start`, `end`,

@@ -9,7 +9,7 @@ aligns them.
 
 import tensorflow as tf
 
-from bert_keras.export import tokenizer_tables as tables_lib
+from bert_keras.serving import tokenizer_tables as tables_lib
 
 _UTF8_LIMITS = (0x80, 0x800, 0x10000)
 

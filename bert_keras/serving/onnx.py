@@ -13,8 +13,8 @@ not needed on this graph, so it is not applied.
 
 import os
 
-from bert_keras.export.tflite import id_function
-from bert_keras.export.tflite import id_input_signature
+from bert_keras.serving.savedmodel import id_input_signature
+from bert_keras.serving.savedmodel import ids_function
 
 # 17 is the first opset with LayerNormalization; onnxruntime runs 7 to 23.
 DEFAULT_OPSET = 17
@@ -39,7 +39,7 @@ def convert_to_onnx(model, max_length=128, opset=DEFAULT_OPSET):
     """
     import tf2onnx
 
-    function = id_function(model, max_length)
+    function = ids_function(model, max_length)
     proto, _ = tf2onnx.convert.from_function(
         function,
         input_signature=id_input_signature(model, max_length),

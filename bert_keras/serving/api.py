@@ -1,10 +1,6 @@
-"""Serving: BERT inputs from raw text in the graph, SavedModel, TFLite and ONNX."""
+"""`bert_keras.export`: one call for every serving format."""
 
 from bert_keras.errors import ConfigError
-from bert_keras.export.savedmodel import export_saved_model
-from bert_keras.export.savedmodel import ids_function
-from bert_keras.export.savedmodel import text_function
-from bert_keras.export.tokenizer import InGraphBertTokenizer
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 
@@ -40,6 +36,8 @@ def export(model, path, format="savedmodel", tokenizer=None, max_length=128, **o
             f"Received: format={format!r}"
         )
     if format == "savedmodel":
+        from bert_keras.serving.savedmodel import export_saved_model
+
         return export_saved_model(
             model, path, tokenizer=tokenizer, max_length=max_length, **options
         )
@@ -51,19 +49,9 @@ def export(model, path, format="savedmodel", tokenizer=None, max_length=128, **o
             f"signature over strings. Received: format={format!r} with a tokenizer"
         )
     if format == "tflite":
-        from bert_keras.export.tflite import export_tflite
+        from bert_keras.serving.tflite import export_tflite
 
         return export_tflite(model, path, max_length=max_length, **options)
-    from bert_keras.export.onnx import export_onnx
+    from bert_keras.serving.onnx import export_onnx
 
     return export_onnx(model, path, max_length=max_length, **options)
-
-
-__all__ = [
-    "FORMATS",
-    "InGraphBertTokenizer",
-    "export",
-    "export_saved_model",
-    "ids_function",
-    "text_function",
-]

@@ -13,9 +13,11 @@ all-MiniLM's real vocabulary, weights perturbed so outputs are not uniform.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -237,7 +239,7 @@ def served(models, glue_run, tokenizer, tmp_path_factory):
         prefix = key + "/"
         return {k[len(prefix) :]: v for k, v in outputs.items() if k.startswith(prefix)}
 
-    return {
+    served = {
         name: (
             model,
             of(name),
@@ -250,6 +252,8 @@ def served(models, glue_run, tokenizer, tmp_path_factory):
         )
         for name, (model, _, feed) in exported.items()
     }
+    served["paths"] = {name: path for name, (_, path, _) in exported.items()}
+    return served
 
 
 # --- Strings in: the Keras model's outputs, and each task's answers ---------
@@ -394,6 +398,36 @@ def test_glue_output_directory_served_without_bert_keras(served, glue_run):
     _, ours, _, _ = served["BertForSequenceClassification"]
     dev = len(glue_run["sentences"])
     assert _strings(ours["label"][-dev:]) == glue_run["predictions"]
+
+
+def _rest_body_tensors(body):
+    """The tensors TF Serving makes of a REST body: rows stacked, or columns."""
+    if "instances" in body:
+        rows = body["instances"]
+        return {key: tf.constant([row[key] for row in rows]) for key in rows[0]}
+    return {key: tf.constant(value) for key, value in body["inputs"].items()}
+
+
+def test_the_documented_rest_bodies_run(served):
+    import tensorflow_text  # noqa: F401  (registers the tokenizer's ops)
+
+    docs = (Path(__file__).parents[1] / "docs" / "serving.md").read_text()
+    bodies = [
+        json.loads(block) for block in re.findall(r"```json\n(.*?)```", docs, re.S)
+    ]
+    assert len(bodies) == 4, "the TF Serving section's REST bodies"
+    paths = served["paths"]
+    for body in bodies:
+        feed = _rest_body_tensors(body)
+        qa = "question" in feed
+        name = "BertForQuestionAnswering" if qa else "BertForSequenceClassification"
+        model = tf.saved_model.load(paths[name])
+        outputs = model.signatures[body["signature_name"]](**feed)
+        batch = len(next(iter(feed.values())))
+        key = "answer" if qa else "label"
+        if body["signature_name"] == "serve_ids":
+            key = "logits"
+        assert outputs[key].shape[0] == batch, (body, sorted(outputs))
 
 
 # --- Ids in -------------------------------------------------------------------

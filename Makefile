@@ -19,12 +19,16 @@ $(STAMP): $(BIN)/python setup.py
 
 install: $(STAMP)
 
+# Tests run in $(JOBS) processes (pytest-xdist), then the `serial` ones alone.
+JOBS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=30 tests
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not serial" --durations=30 tests
+	$(BIN)/python -m pytest -q -m serial --durations=10 tests
 
 # The developer loop: everything not marked slow (a few minutes on 2 cores).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -65,6 +65,7 @@ setup(
             "bert_keras[tasks]",
             "bert_keras[export]",
             "pytest",
+            "pytest-xdist",
             "ruff",
             "torch==2.13.0",
             "keras-hub",

@@ -20,7 +20,7 @@ from multiworker import result_line
 
 import bert_keras as bk
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 CORPUS = os.path.join(ROOT, "tasks", "data", "wikitext-2-raw", "wiki.valid.raw")
 TINY = json.dumps(

@@ -15,6 +15,7 @@ from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.classification import BertForMultipleChoice
 from bert_keras.modeling.classification import BertForSequenceClassification
 from bert_keras.modeling.classification import BertForTokenClassification
+from bert_keras.modeling.outputs import ModelOutput
 from bert_keras.modeling.pretraining import BertForMaskedLM
 from bert_keras.modeling.pretraining import BertForNextSentencePrediction
 from bert_keras.modeling.pretraining import BertForPreTraining
@@ -39,6 +40,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "ConfigError",
     "InputError",
+    "ModelOutput",
     "TrainingError",
     "UnsafeCheckpointError",
     "WorkerLostError",

@@ -32,6 +32,13 @@ PINNED_MEMBERS = {
     "keras.optimizers.Adam._momentums": None,  # attribute, after build()
     "keras.optimizers.Adam._velocities": None,  # attribute, after build()
     "keras.src.saving.saving_lib.H5IOStore": ("path_or_io", "archive", "mode"),
+    # Keras' callbacks (EarlyStopping, ModelCheckpoint) find a monitored
+    # metric's direction only inside one of these.
+    "keras.src.trainers.compile_utils.MetricsList": (
+        "metrics",
+        "name",
+        "output_name",
+    ),
     "keras.src.saving.saving_lib._save_state": (
         "saveable",
         "weights_store",
@@ -138,6 +145,21 @@ def multi_worker(strategy):
     return strategy is not None and trainer._collective_all_reduce_multi_worker(
         strategy
     )
+
+
+def metrics_group(metrics, name):
+    """`metrics` as one Keras metric whose result is their dict of results.
+
+    Keras' `monitor_callback` looks for a monitored metric's `_direction`
+    only among the members of a `MetricsList` (or the compiled metrics).
+    """
+    from keras.src.trainers.compile_utils import MetricsList
+
+    class MetricsGroup(MetricsList):
+        def result(self):  # MetricsList has only get_result
+            return {metric.name: metric.result() for metric in self.metrics}
+
+    return MetricsGroup(metrics, name=name)
 
 
 class ModelHooks:

@@ -135,7 +135,7 @@ def test_a_failed_collective_becomes_worker_lost_with_the_way_to_resume():
 def test_global_means_equal_keras_means_in_one_process():
     rng = np.random.default_rng(0)
     values, weights = rng.random((3, 4)), rng.random((3, 4)) > 0.3
-    ours, theirs = GlobalMean(), keras.metrics.Mean()
+    ours, theirs = GlobalMean("mean", direction="up"), keras.metrics.Mean()
     for metric in (ours, theirs):
         metric.update_state(values, sample_weight=weights)
         metric.update_state(values[:1] * 3)

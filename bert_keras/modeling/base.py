@@ -7,15 +7,21 @@ training defaults (`compile()` with the task's loss and metrics).
 """
 
 import keras
+import tensorflow as tf
 
 from bert_keras.checkpoints import keys
 from bert_keras.config import BertConfig
 from bert_keras.config import as_config
 from bert_keras.config import validate_config
+from bert_keras.errors import InputError
 from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.kernels import check_kernels
+from bert_keras.modeling.call import encoder_extras
+from bert_keras.modeling.call import split_call
+from bert_keras.modeling.outputs import model_output
 from bert_keras.training.inputs import INPUT_NAMES
 from bert_keras.training.inputs import prepare_inputs
+from bert_keras.training.labels import check_labels
 from bert_keras.training.trainer import TaskTrainer
 
 
@@ -49,6 +55,9 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
     input_rank = 2
     # Inputs beyond the three HF ones that this model requires (int32).
     extra_input_names = ()
+    # transformers' label arguments of this class, and older names for them.
+    label_names = ("labels",)
+    label_aliases = {}
 
     def __init__(self, *args, config, kernels=DEFAULT_KERNELS, **kwargs):
         dtype = kwargs.get("dtype")
@@ -84,8 +93,74 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """
         return keys.hf_variables(self)
 
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(prepare_inputs(self, inputs), *args, **kwargs)
+    def __call__(self, inputs=None, *args, **kwargs):
+        """Runs the model with transformers' call conventions.
+
+        Inputs come as a dict (`model(batch)`), as keywords
+        (`model(**encoding)`), or as `input_ids` followed by `attention_mask`
+        and `token_type_ids`. `labels` (or the class's `label_names`) add
+        the task's `loss`; `output_hidden_states` / `output_attentions`
+        override the config for this call; `return_dict=False` returns a
+        tuple. Arguments bert_keras cannot honour raise `InputError`.
+
+        Returns:
+            A `ModelOutput` (a dict with attribute and position access), or
+            its `to_tuple()` with `return_dict=False`.
+
+        Example:
+
+        >>> ids, mask = inputs["input_ids"], inputs["attention_mask"]
+        >>> outputs = model(ids, attention_mask=mask)
+        >>> outputs.last_hidden_state.shape == outputs[0].shape
+        True
+        """
+        inputs, options, keras_kwargs = split_call(self, inputs, args, kwargs)
+        prepared = prepare_inputs(self, inputs)
+        outputs = dict(super().__call__(prepared, **keras_kwargs))
+        training = keras_kwargs.get("training")
+        missing = []
+        for name, flag in (
+            ("hidden_states", options.output_hidden_states),
+            ("attentions", options.output_attentions),
+        ):
+            if flag is False:
+                outputs.pop(name, None)
+            elif flag and name not in outputs:
+                missing.append(name)
+        if missing:
+            if training is True:
+                # A second pass would draw other dropout masks than the outputs'.
+                raise InputError(
+                    f"{missing} were asked for in a training call, but the "
+                    "config does not compute them. Set "
+                    "`config.output_hidden_states` / `config.output_attentions` "
+                    "when building or loading the model (from_pretrained(..., "
+                    f"output_hidden_states=True)). Received: {missing}"
+                )
+            outputs.update(encoder_extras(self, prepared, missing, training))
+        if options.labels is not None:
+            outputs["loss"] = self._call_loss(options.labels, outputs, prepared)
+        outputs = model_output(outputs)
+        return outputs.to_tuple() if options.return_dict is False else outputs
+
+    def _call_loss(self, labels, outputs, inputs):
+        """The task's loss on one batch, as transformers' `labels=` gives it."""
+        task = self.task()
+        if task is None:
+            raise InputError(
+                f"{type(self).__name__} has no training loss, so it takes no "
+                "labels. Use a task class (BertForSequenceClassification, ...). "
+                f"Received: {sorted(labels)}"
+            )
+        missing = [name for name in self.label_names if name not in labels]
+        if missing:
+            raise InputError(
+                f"{type(self).__name__}'s loss needs {list(self.label_names)}. "
+                f"Received: {sorted(labels)}"
+            )
+        checks = check_labels(task.label_ranges(labels, inputs))
+        with tf.control_dependencies(checks):
+            return task.loss(labels, outputs, None)
 
     # --- Checkpoints --------------------------------------------------------
 
@@ -110,7 +185,14 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """
         from bert_keras.checkpoints import hub
 
+        # transformers v4 TF code passes from_pt=True to read PyTorch-format
+        # weights, which is what bert_keras always reads.
+        kwargs.pop("from_pt", None)
         return hub.load_pretrained(cls, name_or_path, **kwargs)
+
+    def get_input_embeddings(self):
+        """The word-embedding layer (a `keras.layers.Embedding`), as in transformers."""
+        return getattr(self, "bert", self).embeddings.word_embeddings
 
     def save_pretrained(self, save_directory, tokenizer=None, **kwargs):
         """Writes config.json and model.safetensors that transformers opens.

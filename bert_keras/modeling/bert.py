@@ -10,6 +10,7 @@ from bert_keras.modeling.base import layer_options
 from bert_keras.modeling.embeddings import BertEmbeddings
 from bert_keras.modeling.encoder import BertEncoder
 from bert_keras.modeling.heads import BertPooler
+from bert_keras.training.inputs import INPUT_NAMES
 
 
 @keras.saving.register_keras_serializable(package="bert_keras")
@@ -124,7 +125,7 @@ class BertModel(BertPreTrainedModel):
         every_position = config.output_hidden_states or config.output_attentions
         rows_only = kernel_policy.choose("selected_rows_only", self.kernels, False)
         if self.pooler is None or every_position or not rows_only:
-            encoded = dict(self(inputs))
+            encoded = dict(self({name: inputs[name] for name in INPUT_NAMES}))
             if positions is not None:
                 encoded["last_hidden_state"] = ops.take_along_axis(
                     encoded["last_hidden_state"], positions[:, :, None], axis=1

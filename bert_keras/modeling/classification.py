@@ -31,7 +31,7 @@ PROBLEM_TYPES = (
 
 
 def _regression_metrics():
-    metric = GlobalMean(name="mean_absolute_error")
+    metric = GlobalMean(name="mean_absolute_error", direction="down")
 
     def view(y, y_pred, sample_weight):
         logits = ops.cast(y_pred["logits"], "float32")
@@ -44,7 +44,7 @@ def _regression_metrics():
 
 
 def _multi_label_metrics():
-    metric = GlobalMean(name="binary_accuracy")
+    metric = GlobalMean(name="binary_accuracy", direction="up")
 
     def view(y, y_pred, sample_weight):
         logits = y_pred["logits"]

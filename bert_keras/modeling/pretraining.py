@@ -63,6 +63,7 @@ class BertForPreTraining(BertPreTrainedModel):
     """
 
     hf_architecture = "BertForPreTraining"
+    label_names = ("labels", "next_sentence_label")
 
     def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
@@ -204,6 +205,8 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     """
 
     hf_architecture = "BertForNextSentencePrediction"
+    # transformers v4's TF class called its label `next_sentence_label`.
+    label_aliases = {"next_sentence_label": "labels"}
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)

@@ -35,6 +35,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     """
 
     hf_architecture = "BertForQuestionAnswering"
+    label_names = ("start_positions", "end_positions")
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)

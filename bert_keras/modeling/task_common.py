@@ -33,7 +33,7 @@ def accuracy(name, logits_key, label_key="labels", position=0, ignore=False):
 
     With `ignore=True`, positions labelled -100 do not count.
     """
-    metric = GlobalMean(name=name)
+    metric = GlobalMean(name=name, direction="up")
 
     def view(y, y_pred, sample_weight):
         logits = y_pred[logits_key]
@@ -65,7 +65,7 @@ def mean_cross_entropy(name, logits_key, label_key, position=0, ignore=False):
     The mean is over examples, or with `ignore=True` over the positions not
     labelled -100, so it equals that head's term of the training loss.
     """
-    metric = GlobalMean(name=name)
+    metric = GlobalMean(name=name, direction="down")
 
     def view(y, y_pred, sample_weight):
         logits = ops.cast(y_pred[logits_key], "float32")

@@ -24,7 +24,17 @@ class GlobalMean(keras.metrics.Mean):
 
     `values` and `sample_weight` (broadcastable to `values`) are this
     replica's; one process gives exactly `keras.metrics.Mean`'s result.
+    `direction` ("up" for accuracies, "down" for losses and errors) tells
+    Keras' callbacks which way is better (`EarlyStopping(monitor=...)`).
     """
+
+    def __init__(self, name, direction, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if direction not in ("up", "down"):
+            raise ValueError(
+                f"direction must be 'up' or 'down'. Received: {direction!r}"
+            )
+        self._direction = direction
 
     def update_state(self, values, sample_weight=None):
         values = ops.cast(values, self.dtype)

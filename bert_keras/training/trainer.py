@@ -20,6 +20,7 @@ from bert_keras.keras_private import ModelHooks
 from bert_keras.keras_private import all_layers
 from bert_keras.keras_private import distribute_strategy
 from bert_keras.keras_private import has_compiled_keras_loss_or_metrics
+from bert_keras.keras_private import metrics_group
 from bert_keras.keras_private import set_loss_tracker
 from bert_keras.training.distribute import peer_errors_as_worker_lost
 from bert_keras.training.inputs import graph_errors_as_input_errors
@@ -245,6 +246,13 @@ class TaskTrainer(ModelHooks):
         object.__setattr__(
             self, "_task_metrics", list(task.metrics) if task and task_metrics else []
         )
+        group = [metric for metric, _ in self._task_metrics]
+        # One group, so Keras' callbacks see each metric's direction.
+        object.__setattr__(
+            self,
+            "_task_metrics_group",
+            [metrics_group(group, "task_metrics")] if group else [],
+        )
         super().compile(
             optimizer=optimizer,
             loss=None if task_loss else loss,
@@ -279,6 +287,7 @@ class TaskTrainer(ModelHooks):
             self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
+        data = self._labels_from_features(data)
         # Every op of the step, the optimizer's weight decay and step count
         # included, waits for the input and label checks: a bad batch
         # changes nothing.
@@ -286,8 +295,32 @@ class TaskTrainer(ModelHooks):
             return super().train_step(data)
 
     def test_step(self, data):
+        data = self._labels_from_features(data)
         with tf.control_dependencies(self._step_checks(data)):
             return super().test_step(data)
+
+    def predict_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(x, collections.abc.Mapping):
+            x = {k: v for k, v in x.items() if k not in self._label_keys()}
+        return super().predict_step(x)
+
+    def _label_keys(self):
+        return tuple(self.label_names) + tuple(self.label_aliases)
+
+    def _labels_from_features(self, data):
+        """Labels given inside the features dict (transformers v4's "internal
+        loss" idiom: `fit(dataset_of_dicts)` after `compile(optimizer)`),
+        moved to where Keras passes labels."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is not None or not isinstance(x, collections.abc.Mapping):
+            return data
+        names = self._label_keys()
+        if not any(name in x for name in names):
+            return data
+        labels = {self.label_aliases.get(k, k): v for k, v in x.items() if k in names}
+        features = {k: v for k, v in x.items() if k not in names}
+        return keras.utils.pack_x_y_sample_weight(features, labels, sample_weight)
 
     def _step_checks(self, data):
         if self._xla_compiled():
@@ -327,4 +360,4 @@ class TaskTrainer(ModelHooks):
 
     @property
     def metrics(self):
-        return super().metrics + [metric for metric, _ in self._task_metrics]
+        return super().metrics + getattr(self, "_task_metrics_group", [])

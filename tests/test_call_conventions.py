@@ -1,0 +1,202 @@
+"""transformers' call conventions: keywords, positions, labels, outputs.
+
+Each class is called as transformers code calls it and compared with the
+PyTorch class of the same weights: same fields, same order, same values.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+from conftest import CLASS_NAMES
+from conftest import assert_outputs_close
+from conftest import inputs_for
+from conftest import labels_for
+from conftest import make_pair
+from conftest import max_abs_diff
+from conftest import tiny_config
+from conftest import to_numpy
+from conftest import torch_outputs
+
+import bert_keras as bk
+from bert_keras.errors import InputError
+from bert_keras.modeling.call import REFUSED
+
+
+def _label_kwargs(name, config):
+    labels = labels_for(name, config)
+    if labels is None:
+        return {}
+    return dict(labels) if isinstance(labels, dict) else {"labels": labels}
+
+
+def _torch_labels(labels):
+    return {key: torch.as_tensor(np.asarray(value)) for key, value in labels.items()}
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return {name: make_pair(name) for name in CLASS_NAMES}
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_keywords_labels_and_outputs_match_transformers(pairs, name):
+    ours, theirs = pairs[name]
+    inputs = inputs_for(name, ours.config)
+    labels = _label_kwargs(name, ours.config)
+    flags = {"output_hidden_states": True, "output_attentions": True}
+    expected = torch_outputs(theirs, inputs, **_torch_labels(labels), **flags)
+    got = ours(
+        inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        token_type_ids=inputs["token_type_ids"],
+        **labels,
+        **flags,
+    )
+    assert isinstance(got, bk.ModelOutput)
+    # Encoders have no cross-attention (transformers' BertModel gives an
+    # empty `cross_attentions` when attentions are asked for).
+    assert not expected.get("cross_attentions")
+    expected = {k: v for k, v in expected.items() if k != "cross_attentions"}
+    assert list(got) == list(expected)  # transformers' field order
+    assert_outputs_close(got, expected, atol=1e-5)
+    for index, (mine, other) in enumerate(zip(got.to_tuple(), expected.values())):
+        assert type(mine) is type(got[index])
+        if not isinstance(mine, (list, tuple)):
+            assert max_abs_diff(mine, other) <= 1e-5, index
+    first = next(iter(expected))
+    assert getattr(got, first) is got[first] is got[0]
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_every_way_of_passing_inputs_gives_the_same_outputs(pairs, name):
+    model = pairs[name][0]
+    inputs = inputs_for(name, model.config)
+    reference = model(inputs)
+    ids, mask, types = (
+        inputs[key] for key in ("input_ids", "attention_mask", "token_type_ids")
+    )
+    for outputs in (
+        model(**inputs),
+        model(ids, mask, types),
+        model(ids, attention_mask=mask, token_type_ids=types),
+        model({"input_ids": ids}, attention_mask=mask, token_type_ids=types),
+        model(input_ids=ids, attention_mask=mask, token_type_ids=types, use_cache=True),
+    ):
+        assert list(outputs) == list(reference)
+        assert_outputs_close(outputs, reference, atol=0)
+    as_tuple = model(inputs, return_dict=False)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(reference)
+    # The mask is honoured: without it the padded rows change.
+    unmasked = model(ids, token_type_ids=types)
+    key = next(iter(reference))
+    assert max_abs_diff(unmasked[key], reference[key]) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["BertModel", "BertForSequenceClassification"])
+def test_unknown_and_unsupported_keywords_are_refused(pairs, name):
+    model = pairs[name][0]
+    inputs = inputs_for(name, model.config)
+    with pytest.raises(InputError, match="unexpected argument `foo`.*input_ids"):
+        model(inputs, foo=1)
+    with pytest.raises(InputError, match="unexpected argument `head_masks`"):
+        model(inputs, head_masks=1)
+    for keyword in REFUSED:
+        with pytest.raises(InputError, match=f"cannot take `{keyword}`"):
+            model(inputs, **{keyword: inputs["input_ids"]})
+        model(inputs, **{keyword: None})  # transformers' default: fine
+    with pytest.raises(InputError, match="`attention_mask` was given twice"):
+        model(inputs, attention_mask=inputs["attention_mask"])
+    with pytest.raises(InputError, match="at most 3 positional"):
+        model(inputs["input_ids"], None, None, None)
+
+
+def test_a_base_model_refuses_labels(pairs):
+    model = pairs["BertModel"][0]
+    with pytest.raises(InputError, match="no training loss"):
+        model(inputs_for("BertModel"), labels=np.zeros(2, "int32"))
+
+
+def test_output_flags_override_the_config_both_ways():
+    config = tiny_config(output_hidden_states=True)
+    model = bk.BertModel(config)
+    inputs = inputs_for("BertModel", config)
+    assert "hidden_states" in model(inputs)
+    assert "hidden_states" not in model(inputs, output_hidden_states=False)
+    plain = bk.BertModel(tiny_config())
+    for layer_from, layer_to in zip(model.weights, plain.weights):
+        layer_to.assign(layer_from)
+    asked = plain(inputs, output_hidden_states=True)
+    assert_outputs_close(asked, model(inputs), atol=1e-6)
+    # In training the second pass would draw other dropout masks: refused.
+    with pytest.raises(InputError, match="training call.*config"):
+        plain(inputs, output_attentions=True, training=True)
+
+
+def test_labels_inside_the_features_train_like_labels_beside_them():
+    """transformers v4's internal loss: compile(optimizer), fit(dicts)."""
+    config = tiny_config("BertForSequenceClassification")
+    inputs = inputs_for("BertForSequenceClassification", config, batch=8)
+    labels = labels_for("BertForSequenceClassification", config, batch=8)
+    losses = []
+    for inside in (False, True):
+        keras.utils.set_random_seed(3)
+        model = bk.BertForSequenceClassification(config)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        if inside:
+            data = tf.data.Dataset.from_tensor_slices({**inputs, "labels": labels})
+        else:
+            data = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        history = model.fit(data.batch(4), epochs=2, verbose=0)
+        losses.append(history.history["loss"])
+        predictions = model.predict(data.batch(4), verbose=0)
+        assert sorted(predictions) == ["logits"]
+    assert np.allclose(losses[0], losses[1], atol=1e-6), losses
+
+
+def test_next_sentence_label_is_the_v4_name_of_labels(pairs):
+    model, theirs = pairs["BertForNextSentencePrediction"]
+    inputs = inputs_for("BertForNextSentencePrediction", model.config)
+    labels = labels_for("BertForNextSentencePrediction", model.config)
+    loss = model(inputs, next_sentence_label=labels).loss
+    expected = torch_outputs(theirs, inputs, **_torch_labels({"labels": labels})).loss
+    assert max_abs_diff(loss, expected) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "monitor, better",
+    [("val_accuracy", "greater"), ("val_loss", "less")],
+)
+def test_keras_callbacks_know_which_way_task_metrics_improve(monitor, better):
+    config = tiny_config("BertForSequenceClassification")
+    inputs = inputs_for("BertForSequenceClassification", config, batch=4)
+    labels = labels_for("BertForSequenceClassification", config, batch=4)
+    model = bk.BertForSequenceClassification(config)
+    model.compile()
+    stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=5)
+    keep = keras.callbacks.ModelCheckpoint(
+        "unused.keras", monitor=monitor, save_best_only=True
+    )
+    for callback in (stop, keep):
+        callback.set_model(model)
+        callback._set_monitor_op()
+        assert callback.monitor_op.__name__ == better, (callback, monitor)
+    history = model.fit(
+        inputs, labels, validation_data=(inputs, labels), epochs=1, verbose=0,
+        callbacks=[stop],
+    )  # fmt: skip
+    assert monitor in history.history
+
+
+def test_model_outputs_survive_keras_structures(pairs):
+    model = pairs["BertForQuestionAnswering"][0]
+    outputs = model(inputs_for("BertForQuestionAnswering"))
+    mapped = keras.tree.map_structure(lambda x: x, outputs)
+    assert isinstance(mapped, bk.ModelOutput)
+    assert list(mapped) == ["start_logits", "end_logits"]
+    flat = tf.nest.flatten(outputs)
+    assert len(flat) == 2
+    with pytest.raises(AttributeError, match="no `logits`.*start_logits"):
+        _ = outputs.logits
+    assert to_numpy(outputs[-1]).shape == to_numpy(outputs.end_logits).shape

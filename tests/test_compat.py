@@ -1,0 +1,92 @@
+"""bert_keras.compat: transformers v4's TF names, behaving as v4's did."""
+
+import keras
+import numpy as np
+import pytest
+import torch
+import transformers
+from conftest import tiny_config
+
+import bert_keras as bk
+from bert_keras import compat
+from bert_keras.errors import ConfigError
+
+CLASSES = (
+    "Model",
+    "ForPreTraining",
+    "ForMaskedLM",
+    "ForNextSentencePrediction",
+    "ForSequenceClassification",
+    "ForTokenClassification",
+    "ForQuestionAnswering",
+    "ForMultipleChoice",
+)
+
+
+@pytest.mark.parametrize("suffix", CLASSES)
+def test_tf_names_are_the_bert_keras_classes(suffix):
+    assert getattr(compat, "TFBert" + suffix) is getattr(bk, "Bert" + suffix)
+    assert getattr(compat, "TFAutoModel" + suffix.replace("Model", "")).model_class is (
+        getattr(bk, "Bert" + suffix)
+    )
+
+
+def test_auto_class_loads_a_checkpoint_with_v4_keywords(tiny_checkpoint):
+    model = compat.TFAutoModelForSequenceClassification.from_pretrained(
+        tiny_checkpoint, num_labels=3, from_pt=True
+    )
+    assert type(model) is bk.BertForSequenceClassification
+    assert model.config.num_labels == 3
+    embeddings = model.get_input_embeddings()
+    assert isinstance(embeddings, keras.layers.Embedding)
+    assert embeddings.embeddings.shape[0] == model.config.vocab_size
+
+
+def test_auto_class_from_config_refuses_other_architectures():
+    model = compat.TFAutoModel.from_config(tiny_config())
+    assert type(model) is bk.BertModel
+    with pytest.raises(ConfigError, match="BERT models only.*'gpt2'"):
+        compat.TFAutoModel.from_config(transformers.GPT2Config())
+    with pytest.raises(TypeError, match="from_pretrained"):
+        compat.TFAutoModel()
+
+
+def test_create_optimizer_follows_the_linear_warmup_schedule():
+    optimizer, schedule = compat.create_optimizer(
+        2e-5, num_train_steps=100, num_warmup_steps=10, weight_decay_rate=0.01
+    )
+    # The PyTorch twin of v4's TF schedule: transformers' linear warmup + decay.
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    torch_optimizer = torch.optim.AdamW([parameter], lr=2e-5)
+    reference = transformers.get_linear_schedule_with_warmup(torch_optimizer, 10, 100)
+    for step in range(0, 105):
+        expected = 2e-5 * reference.lr_lambdas[0](step)
+        assert abs(float(schedule(step)) - expected) <= 1e-7 * 2e-5, step  # float32
+    assert optimizer.weight_decay == 0.01
+    assert optimizer.epsilon == 1e-8  # v4's default, not Keras'
+    with pytest.raises(ConfigError, match="power"):
+        compat.create_optimizer(2e-5, 100, 10, power=2.0)
+
+
+def test_other_names_come_from_transformers():
+    assert compat.AutoTokenizer is transformers.AutoTokenizer
+    assert compat.BertConfig is transformers.BertConfig
+    with pytest.raises(AttributeError, match="TFGPT2Model.*TFBertModel"):
+        _ = compat.TFGPT2Model
+
+
+def test_v4_feature_extraction_snippet_runs_with_the_import_changed(
+    tiny_checkpoint, tokenizer
+):
+    # transformers v4's TFBertModel docs example, the tokenizer returning numpy
+    # (v5 tokenizers no longer return TF tensors).
+    from bert_keras.compat import TFBertModel
+
+    model = TFBertModel.from_pretrained(tiny_checkpoint)
+    inputs = tokenizer("Hello, my dog is cute", return_tensors="np")
+    outputs = model(inputs)
+    last_hidden_states = outputs.last_hidden_state
+    assert last_hidden_states.shape[:2] == inputs["input_ids"].shape
+    sequence_output, pooled_output = model(**inputs, return_dict=False)
+    assert np.allclose(sequence_output, last_hidden_states)
+    assert pooled_output.shape == (1, model.config.hidden_size)

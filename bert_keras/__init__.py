@@ -20,6 +20,7 @@ from bert_keras.modeling.pretraining import BertForMaskedLM
 from bert_keras.modeling.pretraining import BertForNextSentencePrediction
 from bert_keras.modeling.pretraining import BertForPreTraining
 from bert_keras.modeling.question_answering import BertForQuestionAnswering
+from bert_keras.pipelines import pipeline
 from bert_keras.serving import export
 from bert_keras.training.distribute import make_strategy
 from bert_keras.version import __version__
@@ -45,6 +46,7 @@ __all__ = [
     "UnsafeCheckpointError",
     "WorkerLostError",
     "export",
+    "pipeline",
     "__version__",
     "make_strategy",
 ]

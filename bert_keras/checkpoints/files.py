@@ -8,6 +8,10 @@ SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+# Legacy TensorFlow checkpoints (see legacy.py).
+TF_WEIGHTS_NAME = "tf_model.h5"
+TF_WEIGHTS_INDEX_NAME = "tf_model.h5.index.json"
+GOOGLE_CONFIG_NAME = "bert_config.json"
 # Config and index JSON files are a few KB; anything past this is not one.
 MAX_JSON_BYTES = 100_000_000
 

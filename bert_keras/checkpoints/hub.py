@@ -15,6 +15,7 @@ import keras
 from huggingface_hub import HfApi
 from huggingface_hub import ModelCard
 
+from bert_keras.checkpoints import legacy
 from bert_keras.checkpoints import reading
 from bert_keras.checkpoints import writing
 from bert_keras.checkpoints.download import find_weights
@@ -58,7 +59,11 @@ def load_pretrained(
         cls: a bert_keras model class, e.g. `BertForSequenceClassification`.
         name_or_path: str or path; a local checkpoint directory, or a Hub id
             such as `"google-bert/bert-base-uncased"` (downloaded into, or read
-            from, the Hugging Face cache; works offline once cached).
+            from, the Hugging Face cache; works offline once cached). A
+            local path may also be a legacy TensorFlow checkpoint (a
+            `tf_model.h5`, a google-research/bert or Model Garden
+            `bert_model.ckpt`, or their directory): see
+            docs/legacy_checkpoints.md.
         config: optional `BertConfig` to use instead of the checkpoint's
             config.json.
         cache_dir, revision, token, local_files_only: Hub download options, as
@@ -95,7 +100,15 @@ def load_pretrained(
         token=token,
         local_files_only=local_files_only,
     )
-    directory, repo_id = resolve(name_or_path, **download)
+    # An old TensorFlow checkpoint (tf_model.h5, a TF1 or Model Garden ckpt) is read
+    # in place of HF weights only when a local path holds no HF weights.
+    legacy_checkpoint = legacy.find_legacy_checkpoint(
+        name_or_path, allow_pickle=allow_pickle
+    )
+    if legacy_checkpoint is None:
+        directory, repo_id = resolve(name_or_path, **download)
+    else:
+        directory, repo_id = legacy_checkpoint.directory, None
     lock = contextlib.nullcontext()
     if repo_id is None:  # a local directory: wait for a running save, finish
         # one a kill interrupted (which writes, so alone), then read one save
@@ -104,9 +117,16 @@ def load_pretrained(
     with lock:
         if repo_id is None:
             writing.finish_interrupted_save(directory)
-        config = _load_config(directory, name_or_path, config, config_overrides)
-        files = find_weights(directory, repo_id, download, allow_pickle=allow_pickle)
-        with reading.Checkpoint(files) as checkpoint:
+        config = _load_config(
+            directory, name_or_path, config, config_overrides, legacy_checkpoint
+        )
+        checkpoint = legacy_checkpoint
+        if checkpoint is None:
+            files = find_weights(
+                directory, repo_id, download, allow_pickle=allow_pickle
+            )
+            checkpoint = reading.Checkpoint(files)
+        with checkpoint:
             options = {"kernels": kernels}
             if dtype is not None:
                 options["dtype"] = dtype
@@ -120,9 +140,12 @@ def load_pretrained(
     return (model, info) if output_loading_info else model
 
 
-def _load_config(directory, name_or_path, config, overrides):
+def _load_config(directory, name_or_path, config, overrides, legacy_checkpoint):
     """The model's `BertConfig`: config.json (or `config`) plus overrides."""
-    if config is None:
+    if config is None and legacy_checkpoint is not None:
+        config_dict = _read_config_dict(directory, legacy_checkpoint.config_name)
+        config_dict = legacy_checkpoint.config_fields(config_dict)
+    elif config is None:
         config_dict = _read_config_dict(directory)
     else:
         config_dict = as_config(config).to_dict()
@@ -148,12 +171,13 @@ def _load_config(directory, name_or_path, config, overrides):
     return validate_config(config)
 
 
-def _read_config_dict(directory):
-    path = os.path.join(directory, CONFIG_NAME)
+def _read_config_dict(directory, config_name=CONFIG_NAME):
+    path = os.path.join(directory, config_name)
     if not os.path.isfile(path):
         raise CheckpointNotFoundError(
-            f"No {CONFIG_NAME} in {directory}. Expected a Hugging Face checkpoint "
-            f"directory with {CONFIG_NAME} and model.safetensors; or pass "
+            f"No {config_name} in {directory}. Expected a Hugging Face checkpoint "
+            f"directory with {CONFIG_NAME} and model.safetensors (or a TF "
+            f"checkpoint with its {config_name}); or pass "
             "config=BertConfig(...). Received: "
             f"files={sorted(os.listdir(directory))}"
         )

@@ -81,9 +81,11 @@ def find_weight_files(directory, *, allow_pickle=False):
         return _shard_files(directory, index, suffix=os.path.splitext(name)[1])
     raise CheckpointNotFoundError(
         f"No model weights found in {directory}. Expected {SAFE_WEIGHTS_NAME}, "
-        f"{SAFE_WEIGHTS_INDEX_NAME} (sharded), or {PICKLE_WEIGHTS_NAME} with "
-        "allow_pickle=True. Check that the directory is a Hugging Face model "
-        f"checkpoint. Received: files={sorted(os.listdir(directory))}"
+        f"{SAFE_WEIGHTS_INDEX_NAME} (sharded), {PICKLE_WEIGHTS_NAME} with "
+        "allow_pickle=True, or a TensorFlow checkpoint (tf_model.h5, "
+        "bert_model.ckpt.index; see docs/legacy_checkpoints.md). Check that the "
+        "directory is a BERT checkpoint. Received: "
+        f"files={sorted(os.listdir(directory))}"
     )
 
 

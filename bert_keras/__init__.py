@@ -1,8 +1,5 @@
 """bert_keras: BERT for Keras 3 with exact Hugging Face checkpoint round-trips."""
 
-from transformers import AutoTokenizer
-
-from bert_keras.config import BertConfig
 from bert_keras.errors import BertKerasError
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
@@ -53,6 +50,12 @@ __all__ = [
 
 
 def __getattr__(name):
+    # transformers is imported on first use: it takes seconds, and imports
+    # torch whenever torch is installed.
+    if name in ("AutoTokenizer", "BertConfig"):
+        import transformers
+
+        return getattr(transformers, name)
     if name == "InGraphBertTokenizer":  # needs TensorFlow Text: imported on use
         from bert_keras.serving.tokenizer import InGraphBertTokenizer
 

@@ -2,11 +2,11 @@
 
 This module re-exports it and adds the checks that must pass before any weight
 is built, so a hostile or mistaken config.json fails fast with a clear message.
+transformers is imported on first use, not by `import bert_keras`: it takes
+seconds, and imports torch whenever torch is installed.
 """
 
 import math
-
-from transformers import BertConfig
 
 from bert_keras.errors import ConfigError
 from bert_keras.modeling.activations import ACTIVATIONS
@@ -32,8 +32,22 @@ _PROBABILITIES = (
 )
 
 
+def bert_config_class():
+    """`transformers.BertConfig`, imported on first use."""
+    from transformers import BertConfig
+
+    return BertConfig
+
+
+def __getattr__(name):
+    if name == "BertConfig":
+        return bert_config_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def as_config(config):
     """Returns a `BertConfig` from a `BertConfig`, a dict or `None` (defaults)."""
+    BertConfig = bert_config_class()
     if config is None:
         return BertConfig()
     if isinstance(config, BertConfig):

@@ -40,6 +40,11 @@ def test_import_sets_nothing_global_and_reaches_no_network():
         changed = {k for k in set(os.environ) | set(env_before)
                    if os.environ.get(k) != env_before.get(k)}
         assert not changed, changed
+        # transformers takes seconds to import and imports torch when
+        # installed: both wait until a tokenizer or config is used.
+        heavy = sorted({"transformers", "torch", "datasets"} & set(sys.modules))
+        assert not heavy, heavy
+        assert bert_keras.BertConfig.__module__.startswith("transformers")
         print("ok")
         """
     )

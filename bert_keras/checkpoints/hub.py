@@ -24,8 +24,8 @@ from bert_keras.checkpoints.files import CONFIG_NAME
 from bert_keras.checkpoints.files import read_json
 from bert_keras.checkpoints.loading import load_weights
 from bert_keras.checkpoints.model_card import model_card
-from bert_keras.config import BertConfig
 from bert_keras.config import as_config
+from bert_keras.config import bert_config_class
 from bert_keras.config import validate_config
 from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
@@ -150,7 +150,7 @@ def _load_config(directory, name_or_path, config, overrides, legacy_checkpoint):
     else:
         config_dict = as_config(config).to_dict()
     try:
-        config, unused = BertConfig.from_dict(
+        config, unused = bert_config_class().from_dict(
             config_dict, return_unused_kwargs=True, **overrides
         )
     except Exception as error:  # transformers raises many types for bad fields

@@ -10,8 +10,8 @@ import keras
 import tensorflow as tf
 
 from bert_keras.checkpoints import keys
-from bert_keras.config import BertConfig
 from bert_keras.config import as_config
+from bert_keras.config import bert_config_class
 from bert_keras.config import validate_config
 from bert_keras.errors import InputError
 from bert_keras.kernels import DEFAULT_KERNELS
@@ -240,7 +240,7 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        bert_config = BertConfig.from_dict(config.pop("config"))
+        bert_config = bert_config_class().from_dict(config.pop("config"))
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(bert_config, **config)

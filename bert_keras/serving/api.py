@@ -1,5 +1,7 @@
 """`bert_keras.export`: one call for every serving format."""
 
+import os
+
 from bert_keras.errors import ConfigError
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -55,3 +57,18 @@ def export(model, path, format="savedmodel", tokenizer=None, max_length=128, **o
     from bert_keras.serving.onnx import export_onnx
 
     return export_onnx(model, path, max_length=max_length, **options)
+
+
+def write_model_file(path, data):
+    """Writes `data` (bytes) to `path`, creating its folder; returns str path.
+
+    Written under a temporary name and renamed, so no half-written model is
+    ever under the final name.
+    """
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = path + ".partial"
+    with open(partial, "wb") as file:
+        file.write(data)
+    os.replace(partial, path)
+    return path

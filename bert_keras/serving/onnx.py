@@ -13,6 +13,7 @@ not needed on this graph, so it is not applied.
 
 import os
 
+from bert_keras.serving.api import write_model_file
 from bert_keras.serving.savedmodel import id_input_signature
 from bert_keras.serving.savedmodel import ids_function
 
@@ -66,14 +67,8 @@ def export_onnx(model, path, max_length=128, opset=DEFAULT_OPSET):
     >>> export_onnx(model, "exported/model.onnx", max_length=7)
     'exported/model.onnx'
     """
-    path = os.fspath(path)
     proto = convert_to_onnx(model, max_length=max_length, opset=opset)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "wb") as file:
-        file.write(proto.SerializeToString())
-    os.replace(partial, path)  # no half-written model under the final name
-    return path
+    return write_model_file(path, proto.SerializeToString())
 
 
 def onnx_session(model, num_threads=None):

@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from bert_keras.errors import ConfigError
+from bert_keras.serving.api import write_model_file
 from bert_keras.serving.savedmodel import IDS_SIGNATURE
 from bert_keras.serving.savedmodel import ids_function
 
@@ -84,14 +85,8 @@ def export_tflite(model, path, max_length=128, int8=False):
     >>> export_tflite(model, "exported/model.tflite", max_length=7)
     'exported/model.tflite'
     """
-    path = os.fspath(path)
     flatbuffer = convert_to_tflite(model, max_length=max_length, int8=int8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "wb") as file:
-        file.write(flatbuffer)
-    os.replace(partial, path)  # no half-written model under the final name
-    return path
+    return write_model_file(path, flatbuffer)
 
 
 def tflite_runner(model, num_threads=None):

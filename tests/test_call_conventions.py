@@ -86,6 +86,8 @@ def test_every_way_of_passing_inputs_gives_the_same_outputs(pairs, name):
     ):
         assert list(outputs) == list(reference)
         assert_outputs_close(outputs, reference, atol=0)
+    assert_outputs_close(model([ids, mask, types]), reference, atol=0)
+    assert_outputs_close(model((ids, mask)), model(ids, mask), atol=0)
     as_tuple = model(inputs, return_dict=False)
     assert isinstance(as_tuple, tuple) and len(as_tuple) == len(reference)
     # The mask is honoured: without it the padded rows change.
@@ -108,8 +110,10 @@ def test_unknown_and_unsupported_keywords_are_refused(pairs, name):
         model(inputs, **{keyword: None})  # transformers' default: fine
     with pytest.raises(InputError, match="`attention_mask` was given twice"):
         model(inputs, attention_mask=inputs["attention_mask"])
-    with pytest.raises(InputError, match="at most 3 positional"):
-        model(inputs["input_ids"], None, None, None)
+    with pytest.raises(InputError, match="at most 6 positional"):
+        model(inputs["input_ids"], None, None, None, None, None, None)
+    with pytest.raises(InputError, match="both as a list"):
+        model([inputs["input_ids"]], inputs["attention_mask"])
 
 
 def test_a_base_model_refuses_labels(pairs):
@@ -200,3 +204,50 @@ def test_model_outputs_survive_keras_structures(pairs):
     with pytest.raises(AttributeError, match="no `logits`.*start_logits"):
         _ = outputs.logits
     assert to_numpy(outputs[-1]).shape == to_numpy(outputs.end_logits).shape
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_inputs_embeds_and_position_ids_match_transformers(pairs, name):
+    ours, theirs = pairs[name]
+    inputs = inputs_for(name, ours.config)
+    ids = inputs["input_ids"]
+    rng = np.random.default_rng(5)
+    positions = rng.integers(0, ours.config.max_position_embeddings, ids.shape)
+    words = ours.get_input_embeddings()(ids).numpy()
+    embeds = words + rng.normal(0, 0.02, words.shape).astype("float32")
+    given = {k: v for k, v in inputs.items() if k != "input_ids"}
+    expected = torch_outputs(
+        theirs,
+        given,
+        inputs_embeds=torch.as_tensor(embeds),
+        position_ids=torch.as_tensor(positions),
+    )
+    got = ours(inputs_embeds=embeds, position_ids=positions, **given)
+    assert list(got) == list(expected)
+    assert_outputs_close(got, expected, atol=1e-5)
+    # Positional, as transformers' forward orders them.
+    again = ours(ids, given["attention_mask"], given["token_type_ids"], positions)
+    assert max_abs_diff(again[0], ours(inputs, position_ids=positions)[0]) == 0
+    # The embeddings layer is back to its defaults after the call.
+    assert_outputs_close(ours(inputs), torch_outputs(theirs, inputs), atol=1e-5)
+
+
+def test_inputs_embeds_train_and_refuse_bad_shapes(pairs):
+    model = pairs["BertForSequenceClassification"][0]
+    inputs = inputs_for("BertForSequenceClassification", model.config)
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    with pytest.raises(InputError, match="both given"):
+        model(inputs, inputs_embeds=embeds)
+    with pytest.raises(InputError, match=r"\(batch, seq, hidden_size\)"):
+        model(inputs_embeds=embeds[..., :5])
+    with pytest.raises(InputError, match=r"position_ids.*\[0, 64\)"):
+        model(inputs, position_ids=np.full(inputs["input_ids"].shape, 64))
+    embeds = tf.Variable(embeds)
+    with tf.GradientTape() as tape:
+        loss = model(
+            inputs_embeds=embeds,
+            attention_mask=inputs["attention_mask"],
+            labels=np.zeros(embeds.shape[0], "int32"),
+            training=True,
+        ).loss
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, embeds)))) > 0

@@ -103,11 +103,13 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """Runs the model with transformers' call conventions.
 
         Inputs come as a dict (`model(batch)`), as keywords
-        (`model(**encoding)`), or as `input_ids` followed by `attention_mask`
-        and `token_type_ids`. `labels` (or the class's `label_names`) add
-        the task's `loss`; `output_hidden_states` / `output_attentions`
-        override the config for this call; `return_dict=False` returns a
-        tuple. Arguments bert_keras cannot honour raise `InputError`.
+        (`model(**encoding)`), or as `input_ids` followed by `attention_mask`,
+        `token_type_ids` and `position_ids` (as arguments or one list).
+        `inputs_embeds` replaces the word-embedding lookup of `input_ids`.
+        `labels` (or the class's `label_names`) add the task's `loss`;
+        `output_hidden_states` / `output_attentions` override the config for
+        this call; `return_dict=False` returns a tuple. Arguments bert_keras
+        cannot honour raise `InputError`.
 
         Returns:
             A `ModelOutput` (a dict with attribute and position access), or
@@ -122,6 +124,15 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """
         inputs, options, keras_kwargs = split_call(self, inputs, args, kwargs)
         prepared = prepare_inputs(self, inputs)
+        embeddings = getattr(self, "bert", self).embeddings
+        with embeddings.overrides(options.inputs_embeds, options.position_ids):
+            outputs = self._call_outputs(prepared, options, keras_kwargs)
+        if options.labels is not None:
+            outputs["loss"] = self._call_loss(options.labels, outputs, prepared)
+        outputs = model_output(outputs)
+        return outputs.to_tuple() if options.return_dict is False else outputs
+
+    def _call_outputs(self, prepared, options, keras_kwargs):
         outputs = dict(super().__call__(prepared, **keras_kwargs))
         training = keras_kwargs.get("training")
         missing = []
@@ -144,10 +155,7 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
                     f"output_hidden_states=True)). Received: {missing}"
                 )
             outputs.update(encoder_extras(self, prepared, missing, training))
-        if options.labels is not None:
-            outputs["loss"] = self._call_loss(options.labels, outputs, prepared)
-        outputs = model_output(outputs)
-        return outputs.to_tuple() if options.return_dict is False else outputs
+        return outputs
 
     def _call_loss(self, labels, outputs, inputs):
         """The task's loss on one batch, as transformers' `labels=` gives it."""

@@ -9,24 +9,30 @@ honour raises `InputError` saying why; none is silently ignored.
 import collections.abc
 import dataclasses
 
+import numpy as np
 from keras import ops
 
 from bert_keras.errors import InputError
 from bert_keras.training.inputs import INPUT_NAMES
 
-# transformers' positional order after input_ids, as far as BERT encoders share it.
-POSITIONAL_NAMES = ("attention_mask", "token_type_ids")
+# transformers' positional order after input_ids (BertModel.forward's).
+POSITIONAL_NAMES = (
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "head_mask",
+    "inputs_embeds",
+)
+# Inputs that replace what the embeddings layer computes itself.
+EMBEDDING_OVERRIDES = ("position_ids", "inputs_embeds")
 OUTPUT_FLAGS = ("output_hidden_states", "output_attentions", "return_dict")
 # Keywords Keras itself passes on to `call`.
 KERAS_KEYWORDS = ("training", "mask")
 # Only decoders use a cache; transformers' encoders ignore it too.
 NO_OP_KEYWORDS = ("use_cache",)
 REFUSED = {
-    "position_ids": "positions are always 0, 1, 2, ... from the first token "
-    "(transformers' default); leave position_ids out",
     "head_mask": "attention heads cannot be masked per call; prune or retrain "
     "the model instead",
-    "inputs_embeds": "the model embeds `input_ids` itself; pass token ids",
     "encoder_hidden_states": "bert_keras models are encoders, without "
     "cross-attention (no `is_decoder` / `add_cross_attention`)",
     "encoder_attention_mask": "bert_keras models are encoders, without cross-attention",
@@ -42,6 +48,10 @@ class CallOptions:
     output_attentions: bool = None
     return_dict: bool = None
     labels: dict = None
+    # (batch, seq) positions and (batch, seq, hidden) word embeddings given
+    # in place of the defaults (multiple choice: with a choices axis).
+    position_ids: object = None
+    inputs_embeds: object = None
 
 
 def split_call(model, inputs, args, kwargs):
@@ -71,6 +81,15 @@ def split_call(model, inputs, args, kwargs):
     (['attention_mask', 'input_ids'], False)
     """
     given = {}
+    if _is_positional_list(inputs):
+        # transformers TF took `model([input_ids, attention_mask, ...])`.
+        if args:
+            raise InputError(
+                "Inputs were given both as a list and as further positional "
+                "arguments. Pass one list (input_ids, attention_mask, ...) or "
+                f"separate arguments. Received: a list and {len(args)} more"
+            )
+        inputs, args = inputs[0], tuple(inputs[1:])
     if isinstance(inputs, collections.abc.Mapping):
         given.update(inputs)
     elif inputs is not None:
@@ -109,6 +128,8 @@ def _sort(model, given, keras_kwargs):
         if name in input_names:
             if value is not None:
                 inputs[name] = value
+        elif name in EMBEDDING_OVERRIDES:
+            setattr(options, name, value)
         elif name in OUTPUT_FLAGS:
             setattr(options, name, None if value is None else bool(value))
         elif name in label_names:
@@ -121,14 +142,64 @@ def _sort(model, given, keras_kwargs):
                     f"{REFUSED[name]}. Received: {name}={_describe(value)}"
                 )
         elif name not in NO_OP_KEYWORDS:
-            accepted = input_names + OUTPUT_FLAGS + label_names + KERAS_KEYWORDS
+            accepted = (
+                input_names
+                + EMBEDDING_OVERRIDES
+                + OUTPUT_FLAGS
+                + label_names
+                + KERAS_KEYWORDS
+            )
             raise InputError(
                 f"{type(model).__name__} got an unexpected argument `{name}`. "
                 f"Expected some of {list(accepted)} (transformers' names). "
                 f"Received: {name}={_describe(value)}"
             )
     options.labels = labels or None
+    _check_positions(model, options.position_ids)
+    if options.inputs_embeds is not None:
+        if "input_ids" in inputs:
+            raise InputError(
+                "`input_ids` and `inputs_embeds` were both given; the model "
+                "embeds one or the other. Pass only one of them. Received: "
+                f"input_ids={_describe(inputs['input_ids'])}, "
+                f"inputs_embeds={_describe(options.inputs_embeds)}"
+            )
+        embeds = options.inputs_embeds
+        hidden_size = model.config.hidden_size
+        if len(embeds.shape) < 3 or embeds.shape[-1] != hidden_size:
+            raise InputError(
+                "`inputs_embeds` must be (batch, seq, hidden_size) with "
+                f"hidden_size={hidden_size} (with a choices axis for multiple "
+                f"choice). Received: inputs_embeds={_describe(embeds)}"
+            )
+        # Ids only shape the default masks; the embeddings layer reads the vectors.
+        inputs["input_ids"] = ops.zeros(ops.shape(embeds)[:-1], "int32")
     return inputs, options, keras_kwargs
+
+
+def _check_positions(model, position_ids):
+    if position_ids is None:
+        return
+    try:
+        values = np.asarray(position_ids)
+    except (NotImplementedError, TypeError, ValueError):
+        return  # symbolic: the embedding lookup checks the range itself
+    limit = model.config.max_position_embeddings
+    if values.size and (values.min() < 0 or values.max() >= limit):
+        raise InputError(
+            f"`position_ids` must lie in [0, {limit}) "
+            "(config.max_position_embeddings). Received: position_ids from "
+            f"{values.min()} to {values.max()}"
+        )
+
+
+def _is_positional_list(inputs):
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(value is None or hasattr(value, "shape") for value in inputs)
+        and hasattr(inputs[0], "shape")
+    )
 
 
 def _describe(value):

@@ -1,5 +1,7 @@
 """Word + position + token type embeddings, then LayerNorm and dropout."""
 
+import contextlib
+
 import keras
 from keras import layers
 from keras import ops
@@ -74,6 +76,27 @@ class BertEmbeddings(layers.Layer):
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
         self.kernels = kernels
+        # Set only inside `overrides()`; kept out of Keras' state tracking.
+        object.__setattr__(self, "_overrides", {})
+
+    @contextlib.contextmanager
+    def overrides(self, inputs_embeds=None, position_ids=None):
+        """Within this block, calls use these in place of the word lookup
+        and of positions `0..seq-1` (transformers' `inputs_embeds` and
+        `position_ids`). Either may be None: the default then applies.
+        """
+        given = {"inputs_embeds": inputs_embeds, "position_ids": position_ids}
+        given = {key: value for key, value in given.items() if value is not None}
+        if not given:
+            # A task model's inner BertModel call passes none: keep the outer's.
+            yield
+            return
+        previous = self._overrides
+        object.__setattr__(self, "_overrides", given)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_overrides", previous)
 
     def build(self, input_ids_shape, token_type_ids_shape=None):
         self.word_embeddings.build(input_ids_shape)
@@ -84,10 +107,22 @@ class BertEmbeddings(layers.Layer):
 
     def call(self, input_ids, token_type_ids, training=None):
         seq_len = ops.shape(input_ids)[-1]
-        # (seq, hidden), broadcast over the batch.
-        positions = self.position_embeddings(ops.arange(seq_len, dtype="int32"))
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
-        x = x + positions
+        position_ids = self._overrides.get("position_ids")
+        if position_ids is None:
+            position_ids = ops.arange(seq_len, dtype="int32")  # broadcast over batch
+        else:
+            # (batch, seq) or (1, seq); multiple choice arrives flattened.
+            position_ids = ops.reshape(ops.cast(position_ids, "int32"), (-1, seq_len))
+        words = self._overrides.get("inputs_embeds")
+        if words is None:
+            words = self.word_embeddings(input_ids)
+        else:
+            words = ops.reshape(
+                ops.cast(words, self.compute_dtype),
+                ops.shape(input_ids) + (self.hidden_size,),
+            )
+        x = words + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(position_ids)
         x = self.layer_norm(x)
         return self.dropout(x, training=training)
 

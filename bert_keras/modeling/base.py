@@ -341,3 +341,52 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
         return cls(bert_config, **config)
+
+    # --- Keras export -------------------------------------------------------
+
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Keras' `Model.export`, whose SavedModel serves hidden states too.
+
+        With `format="tf_saved_model"`, `hidden_states` and `attentions`
+        (on when the config sets `output_hidden_states` /
+        `output_attentions`) are each served stacked into one tensor,
+        (layers, batch, ...), under their HF names; see
+        `bert_keras.serving.savedmodel.export_keras_saved_model`. Other
+        formats are Keras' own.
+
+        Args:
+            filepath: str or path of the artifact.
+            format: str, `"tf_saved_model"` or another of Keras' formats.
+            verbose: bool or None, as in Keras.
+            input_signature: None (the model's inputs) or Keras' specs.
+            **kwargs: the format's options, as in Keras.
+
+        Returns:
+            The SavedModel's path (str) for `"tf_saved_model"`; else Keras'.
+
+        Example:
+
+        >>> path = model.export("exported/", verbose=False)
+        >>> sorted(tf.saved_model.load(path).signatures)
+        ['serve', 'serving_default']
+        """
+        if format != "tf_saved_model":
+            return super().export(
+                filepath,
+                format=format,
+                verbose=verbose,
+                input_signature=input_signature,
+                **kwargs,
+            )
+        from bert_keras.serving.savedmodel import export_keras_saved_model
+
+        return export_keras_saved_model(
+            self, filepath, verbose=verbose, input_signature=input_signature, **kwargs
+        )

@@ -307,3 +307,73 @@ def export_saved_model(
 def _traced(function):
     function.get_concrete_function()  # ExportArchive takes traced functions
     return function
+
+
+def export_keras_saved_model(
+    model, filepath, verbose=None, input_signature=None, **kwargs
+):
+    """`model.export(path)`, Keras' `"tf_saved_model"` format, for bert_keras models.
+
+    Keras' own export serves the model's outputs as they come, but a
+    SavedModel signature returns tensors only: `hidden_states` and
+    `attentions` (tuples of one tensor per layer, present when the config
+    sets `output_hidden_states` / `output_attentions`) made it fail. Here
+    each is stacked into one tensor under its HF name, as transformers v4's
+    TF SavedModels and `serve_ids` have them: `hidden_states`
+    (num_hidden_layers + 1, batch, seq, hidden), index 0 the embeddings'
+    output; `attentions` (num_hidden_layers, batch, heads, seq, seq). The
+    other outputs keep their HF names (`last_hidden_state`, `logits`, ...).
+    Outputs are float32 and computed in inference mode (`training=False`).
+
+    The endpoint is Keras' `serve` (also `serving_default`): one dict of
+    int32 `input_ids`, `attention_mask`, `token_type_ids`, any batch and
+    length ((batch, choices, seq) for multiple choice). For raw strings in,
+    use `bert_keras.export`.
+
+    Args:
+        model: a bert_keras model.
+        filepath: str or path of the SavedModel directory to write.
+        verbose: bool or None (True, as Keras), print where it was written.
+        input_signature: None for the model's inputs, or a Keras structure
+            of specs (`keras.InputSpec`, `tf.TensorSpec`) for one argument
+            list, as `keras.Model.export` takes it.
+        **kwargs: passed to `keras.export.ExportArchive.add_endpoint` (its
+            JAX-only options).
+
+    Returns:
+        str, the path written.
+
+    Example:
+
+    >>> encoder = BertModel(BertConfig(
+    ...     vocab_size=99, hidden_size=32, num_hidden_layers=2,
+    ...     num_attention_heads=4, intermediate_size=37,
+    ...     output_hidden_states=True))
+    >>> export_keras_saved_model(encoder, "exported/", verbose=False)
+    'exported/'
+    >>> served = tf.saved_model.load("exported/")
+    >>> ids = {name: tf.constant(value, tf.int32) for name, value in inputs.items()}
+    >>> served.serve(ids)["hidden_states"].shape  # 2 layers + embeddings
+    TensorShape([3, 3, 7, 32])
+    """
+    if input_signature is None:
+        # One positional argument, the inputs dict, as Keras exports a
+        # functional model; specs named by input so the signature's are too.
+        input_signature = [
+            {
+                name: tf.TensorSpec(tensor.shape, tensor.dtype, name=name)
+                for name, tensor in model.input.items()
+            }
+        ]
+
+    def serve(*args):
+        outputs = model(*args, training=False)
+        return {name: _float32(value) for name, value in outputs.items()}
+
+    path = os.fspath(filepath)
+    archive = keras.export.ExportArchive()
+    # Tracked as Keras' export does, so the revived object has `variables`.
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature, **kwargs)
+    archive.write_out(path, verbose=True if verbose is None else verbose)
+    return path

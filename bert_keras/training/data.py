@@ -4,11 +4,15 @@ Batches are padded to their own longest sequence (dynamic padding), not to a
 fixed maximum, and training batches are drawn from length buckets so that
 sequences of similar length share a batch: on BERT, where attention cost
 grows with the square of the length, this is most of the speed of a CPU run.
+Multiple-choice examples (`num_choices` sequences each) are padded to the
+longest choice of their batch and bucketed by their longest choice.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from bert_keras.errors import ConfigError
+from bert_keras.errors import InputError
 from bert_keras.training.losses import IGNORE_INDEX
 
 SEQUENCE_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
@@ -18,43 +22,68 @@ _PAD_VALUES = {"input_ids": 0, "attention_mask": 0, "token_type_ids": 0}
 
 def to_tf_dataset(
     dataset,
-    batch_size,
+    batch_size=8,
+    shuffle=False,
+    tokenizer=None,
+    collate_fn=None,
+    collate_fn_args=None,
+    drop_remainder=False,
+    prefetch=True,
     *,
     label_column="label",
-    shuffle=False,
     seed=None,
     bucket=None,
     num_buckets=8,
-    pad_token_id=0,
+    pad_token_id=None,
     label_pad_value=IGNORE_INDEX,
-    drop_remainder=False,
 ):
     """Turns a tokenized dataset into a `tf.data.Dataset` of padded batches.
+
+    The arguments up to `prefetch` are those of transformers v4's
+    `prepare_tf_dataset`, in its order, so a call to one works on the other
+    (but `shuffle` defaults to False here: evaluation keeps its order).
 
     Args:
         dataset: a `datasets.Dataset` (or a dict of equal-length lists) with
             `input_ids` and optionally `attention_mask`, `token_type_ids` and
-            the label column.
-        batch_size: int, examples per batch.
+            the label column. An example's `input_ids` is a list of ids, or
+            for multiple choice a list of `num_choices` lists of ids (what a
+            tokenizer gives for SWAG-style data once regrouped per example).
+        batch_size: int, examples per batch (default 8).
+        shuffle: bool, reshuffle every epoch (seeded by `seed`).
+        tokenizer: optional transformers tokenizer; its `pad_token_id` pads
+            `input_ids` unless `pad_token_id` is given.
+        collate_fn, collate_fn_args: must be None: batches are padded to
+            their longest example here (what v4's default collator did).
+        drop_remainder: bool or None (False), drop a last incomplete batch.
+            Evaluation must keep it, so the default is False.
+        prefetch: bool, prefetch batches while the model runs.
         label_column: str, list of str, or None. Scalar labels become a
             (batch,) tensor; a list of columns gives a dict of them (e.g.
             `["start_positions", "end_positions"]` for question answering);
             per-token labels are padded with `label_pad_value`. None or a
             missing column yields features only (for `predict`).
-        shuffle: bool, reshuffle every epoch (seeded by `seed`).
         seed: int or None, shuffling seed.
-        bucket: bool, group similar lengths into batches. Defaults to
-            `shuffle` (training); evaluation keeps the dataset's order.
+        bucket: bool, group similar lengths into batches (multiple choice:
+            by each example's longest choice). Defaults to `shuffle`
+            (training); evaluation keeps the dataset's order.
         num_buckets: int, number of length buckets (boundaries at length
             quantiles).
-        pad_token_id: int, padding id for `input_ids`.
+        pad_token_id: int or None, padding id for `input_ids`; None takes the
+            tokenizer's, or 0 without a tokenizer.
         label_pad_value: int, padding for per-token labels (-100 = ignored).
-        drop_remainder: bool, drop a last incomplete batch. Evaluation must
-            keep it, so the default is False.
 
     Returns:
         `tf.data.Dataset` yielding `(features, labels)` or `features`; every
-        batch is padded only to its longest example.
+        batch is padded only to its longest example. Features are int32,
+        (batch, seq), or (batch, choices, seq) for multiple choice, whose
+        labels are (batch,).
+
+    Raises:
+        InputError: no `input_ids`, no examples, a label column missing, or
+            multiple-choice examples with differing numbers of choices.
+        ConfigError: a bad `batch_size`, a `collate_fn`, or a `pad_token_id`
+            that contradicts the tokenizer's.
 
     Example:
 
@@ -66,22 +95,59 @@ def to_tf_dataset(
     >>> model = BertForSequenceClassification.from_pretrained(path, num_labels=2)
     >>> model.compile()
     >>> history = model.fit(train_ds, epochs=3, verbose=0)
+
+    Multiple choice: each example holds one sequence per choice.
+
+    >>> swag = {"sent1": ["He opens the door."], "label": [1],
+    ...         "ending": [["and sings.", "and walks in.", "and sleeps."]]}
+    >>> flat = tokenizer([s for s in swag["sent1"] for _ in range(3)],
+    ...                  [e for endings in swag["ending"] for e in endings])
+    >>> per_example = {name: [values[i:i + 3] for i in range(0, len(values), 3)]
+    ...                for name, values in flat.items()}
+    >>> choices_ds = to_tf_dataset({**per_example, "label": swag["label"]})
+    >>> features, labels = next(iter(choices_ds))
+    >>> features["input_ids"].shape, labels.shape
+    (TensorShape([1, 3, 12]), TensorShape([1]))
     """
-    if batch_size <= 0:
-        raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size <= 0
+    ):
+        raise ConfigError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
+    if collate_fn is not None or collate_fn_args is not None:
+        raise ConfigError(
+            "bert_keras pads each batch to its longest example itself; a "
+            "collate_fn is not used. Drop it (or build the tf.data pipeline "
+            f"yourself). Received: collate_fn={collate_fn!r}, "
+            f"collate_fn_args={collate_fn_args!r}"
+        )
+    pad_token_id = _pad_token_id(pad_token_id, tokenizer)
     columns = _columns(dataset)
     if "input_ids" not in columns:
-        raise ValueError(
+        raise InputError(
             "The dataset has no `input_ids` column: tokenize it first, e.g. "
             "`dataset.map(lambda b: tokenizer(b['text']), batched=True)`. "
             f"Received: columns={sorted(columns)}"
         )
-    lengths = np.fromiter((len(ids) for ids in columns["input_ids"]), dtype=np.int64)
-    if len(lengths) == 0:
-        raise ValueError("The dataset is empty. Received: 0 examples")
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    if len(columns["input_ids"]) == 0:
+        raise InputError("The dataset is empty. Received: 0 examples")
+    choices = _num_choices(columns["input_ids"])
+    # One row per sequence: per example, or per choice of each example.
+    row_lengths = np.fromiter(
+        (len(ids) for ids in _rows(columns["input_ids"], choices)), dtype=np.int64
+    )
+    # What batches are bucketed and counted by: multiple choice by the
+    # longest choice, which is what a batch is padded to.
+    if choices is None:
+        lengths = row_lengths
+    else:
+        lengths = row_lengths.reshape(-1, choices).max(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(row_lengths)])
     sequences = {
-        name: _flat(columns[name], lengths)
+        name: _flat(_rows(columns[name], choices), row_lengths)
         for name in SEQUENCE_COLUMNS
         if name in columns
     }
@@ -93,7 +159,7 @@ def to_tf_dataset(
     if label_names is not None:
         missing = [name for name in label_names if name not in columns]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"Label columns {missing} are not in the dataset. Received: "
                 f"columns={sorted(columns)}"
             )
@@ -107,32 +173,42 @@ def to_tf_dataset(
         }
     elif has_labels:
         labels = columns[label_column]
-        token_labels = len(labels) > 0 and isinstance(
-            labels[0], (list, tuple, np.ndarray)
-        )
+        token_labels = isinstance(labels[0], (list, tuple, np.ndarray))
+        if token_labels and choices is not None:
+            raise InputError(
+                "Multiple-choice examples take one label each (the index of "
+                f"the right choice), but column {label_column!r} holds lists. "
+                "Give one int per example. Received: "
+                f"{label_column}[0]={list(labels[0])!r}"
+            )
         if token_labels:
-            label_values = tf.constant(_flat(labels, lengths))
+            label_values = tf.constant(_flat(labels, row_lengths))
         else:
             label_values = tf.constant(np.asarray(labels))
     sequences = {name: tf.constant(values) for name, values in sequences.items()}
-    starts = tf.constant(offsets[:-1])
-    ends = tf.constant(offsets[1:])
+    offsets = tf.constant(offsets)
+    row_lengths_tensor = tf.constant(row_lengths)
+    pad_values = {**_PAD_VALUES, "input_ids": pad_token_id}
 
     # Examples are slices of flat value arrays: cheap to build for 100k rows.
     def example(index):
-        start, end = starts[index], ends[index]
-        features = {name: values[start:end] for name, values in sequences.items()}
-        if "attention_mask" not in features:
-            features["attention_mask"] = tf.ones([end - start], tf.int32)
+        if choices is None:
+            start, end = offsets[index], offsets[index + 1]
+            features = {name: values[start:end] for name, values in sequences.items()}
+            if "attention_mask" not in features:
+                features["attention_mask"] = tf.ones([end - start], tf.int32)
+        else:
+            features = _choices_example(
+                index, choices, sequences, offsets, row_lengths_tensor, pad_values
+            )
         if not has_labels:
             return features
         if label_names is not None:
             return features, {name: label_values[name][index] for name in label_names}
         if token_labels:
-            return features, label_values[start:end]
+            return features, label_values[offsets[index] : offsets[index + 1]]
         return features, label_values[index]
 
-    pad_values = {**_PAD_VALUES, "input_ids": pad_token_id}
     padding = {
         name: tf.constant(pad_values[name], tf.int32)
         for name in list(sequences) + ["attention_mask"]
@@ -155,11 +231,13 @@ def to_tf_dataset(
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if bucket is None:
         bucket = shuffle
+    drop_remainder = bool(drop_remainder)
     boundaries = _bucket_boundaries(lengths, num_buckets) if bucket else []
     if boundaries:
 
         def length(*element):
-            return tf.shape(element[0]["input_ids"])[0]
+            # The sequence axis is the last: (seq,) or (choices, seq).
+            return tf.shape(element[0]["input_ids"])[-1]
 
         ds = ds.bucket_by_sequence_length(
             length,
@@ -186,7 +264,9 @@ def to_tf_dataset(
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
     )
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options)
 
 
 def count_batches(lengths, batch_size, boundaries=(), drop_remainder=False):
@@ -197,6 +277,67 @@ def count_batches(lengths, batch_size, boundaries=(), drop_remainder=False):
     if drop_remainder:
         return int((counts // batch_size).sum())
     return int(((counts + batch_size - 1) // batch_size).sum())
+
+
+def _choices_example(index, choices, sequences, offsets, row_lengths, pad_values):
+    """Example `index` of a multiple-choice dataset: (choices, seq) tensors.
+
+    Each choice is padded to the example's longest; `padded_batch` then pads
+    to the batch's longest.
+    """
+    first = index * choices
+    start, end = offsets[first], offsets[first + choices]
+    lengths = row_lengths[first : first + choices]
+    features = {}
+    for name, values in sequences.items():
+        ragged = tf.RaggedTensor.from_row_lengths(values[start:end], lengths)
+        features[name] = ragged.to_tensor(pad_values[name])
+    if "attention_mask" not in features:
+        features["attention_mask"] = tf.sequence_mask(
+            lengths, tf.reduce_max(lengths), dtype=tf.int32
+        )
+    for tensor in features.values():
+        tensor.set_shape([choices, None])
+    return features
+
+
+def _pad_token_id(pad_token_id, tokenizer):
+    tokenizer_pad = getattr(tokenizer, "pad_token_id", None)
+    if pad_token_id is None:
+        return 0 if tokenizer_pad is None else int(tokenizer_pad)
+    if tokenizer_pad is not None and tokenizer_pad != pad_token_id:
+        raise ConfigError(
+            f"`pad_token_id` ({pad_token_id}) differs from the tokenizer's "
+            f"pad_token_id ({tokenizer_pad}); padding with the wrong id feeds "
+            "the model tokens it never saw as padding. Pass one of them. "
+            f"Received: pad_token_id={pad_token_id}, tokenizer.pad_token_id="
+            f"{tokenizer_pad}"
+        )
+    return int(pad_token_id)
+
+
+def _num_choices(input_ids):
+    """None for (seq,) examples, else the choices per (choices, seq) example."""
+    first = input_ids[0]
+    if len(first) == 0 or not isinstance(first[0], (list, tuple, np.ndarray)):
+        return None
+    counts = np.fromiter((len(example) for example in input_ids), dtype=np.int64)
+    if (counts != counts[0]).any():
+        row = int(np.argmax(counts != counts[0]))
+        raise InputError(
+            "Multiple-choice examples must all have the same number of choices "
+            "(the model takes (batch, choices, seq)). Example 0 has "
+            f"{counts[0]}, example {row} has {counts[row]}: give every example "
+            f"the same choices count. Received: choices={sorted(set(counts.tolist()))}"
+        )
+    return int(counts[0])
+
+
+def _rows(column, choices):
+    """A column's sequences: its examples, or their choices one after another."""
+    if choices is None:
+        return column
+    return (sequence for example in column for sequence in example)
 
 
 def _columns(dataset):

@@ -202,3 +202,58 @@ class ModelHooks:
         with self.distribute_strategy.scope():
             if self.optimizer is not None and not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
+
+
+# --- Replacing a built layer's weight (resize_token_embeddings) -------------
+
+PINNED_MEMBERS.update(
+    {
+        "keras.src.utils.tracking.Tracker.is_in_store": (
+            "self",
+            "store_name",
+            "value",
+        ),
+        "keras.Layer._tracker": None,  # attribute, locked once the layer is built
+        "keras.src.utils.tracking.Tracker.config": None,  # attribute: the stores
+        "keras.src.utils.tracking.Tracker.stored_ids": None,  # attribute
+        "keras.layers.Embedding._embeddings": None,  # attribute set by build()
+    }
+)
+
+# The tracker stores holding a layer's own variables, in weight order.
+_VARIABLE_STORES = ("trainable_variables", "non_trainable_variables")
+
+
+def replace_weight(layer, attribute, variable):
+    """Makes `variable` the built `layer`'s weight `attribute`, in the old one's place.
+
+    Keras locks a built layer's variable lists; the new variable takes the
+    old one's position in them, so `layer.weights` keeps its order (which
+    `.keras` and `.weights.h5` files rely on). The old variable is no longer
+    the layer's, but stays valid for whoever holds it.
+    """
+    old = getattr(layer, attribute)
+    tracker = layer._tracker
+    stores = [name for name in _VARIABLE_STORES if tracker.is_in_store(name, old)]
+    if not stores:
+        raise ValueError(
+            f"`{layer.name}.{attribute}` is not a variable of the layer itself. "
+            f"Received: {old!r}"
+        )
+    # By identity: Keras' own `replace_tracked_value` compares variables with
+    # `==`, which is elementwise.
+    values = tracker.config[stores[0]][1]
+    values[next(i for i, value in enumerate(values) if value is old)] = variable
+    tracker.stored_ids[stores[0]].discard(id(old))
+    tracker.stored_ids[stores[0]].add(id(variable))
+    # Found in the store now, so Keras' tracking lets it through.
+    setattr(layer, attribute, variable)
+
+
+def replace_embedding_table(embedding, variable):
+    """Makes `variable` (rows, dim) the table of a built `keras.layers.Embedding`.
+
+    Its `input_dim` (the number of rows, in its config) follows.
+    """
+    replace_weight(embedding, "_embeddings", variable)
+    embedding.input_dim = int(variable.shape[0])

@@ -88,3 +88,33 @@ def test_hooks_are_what_keras_calls():
         assert hasattr(keras.optimizers.Optimizer, name)
         assert name in vars(keras_private.OptimizerHooks)
     assert hasattr(keras.Model, "_maybe_symbolic_build")
+
+
+def test_replace_weight_swaps_a_built_layers_variable_in_place():
+    # resize_token_embeddings: Keras' tracker stores, locked after build.
+    norm = keras.layers.LayerNormalization()
+    norm.build((None, 3))
+    assert norm._tracker.locked
+    gamma, beta = norm.gamma, norm.beta
+    assert norm._tracker.config["trainable_variables"][1] is norm._trainable_variables
+    assert id(beta) in norm._tracker.stored_ids["trainable_variables"]
+    new_beta = keras.Variable(np.full(3, 2.0, "float32"), name="beta")
+    # Same shape as gamma: a comparison with `==` (Keras' own
+    # replace_tracked_value) would be elementwise and fail here.
+    keras_private.replace_weight(norm, "beta", new_beta)
+    assert norm.beta is new_beta
+    assert [id(w) for w in norm.weights] == [id(gamma), id(new_beta)]
+    outputs = keras.ops.convert_to_numpy(norm(np.zeros((1, 3), "float32")))
+    np.testing.assert_allclose(outputs, 2.0)
+
+
+def test_replace_embedding_table_changes_rows_and_config():
+    embedding = keras.layers.Embedding(5, 3)
+    embedding.build()
+    assert embedding._embeddings is embedding.embeddings
+    table = keras.Variable(np.ones((7, 3), "float32"), name="embeddings")
+    keras_private.replace_embedding_table(embedding, table)
+    assert embedding.embeddings is table and embedding.weights[0] is table
+    assert len(embedding.weights) == 1
+    assert embedding.get_config()["input_dim"] == 7
+    assert tuple(embedding(np.array([6])).shape) == (1, 3)

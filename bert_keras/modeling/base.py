@@ -271,6 +271,86 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """The word-embedding layer (a `keras.layers.Embedding`), as in transformers."""
         return getattr(self, "bert", self).embeddings.word_embeddings
 
+    def resize_token_embeddings(self, new_num_tokens=None):
+        """Resizes the vocabulary in place, as transformers' method does.
+
+        The first `min(old, new)` rows of the word embeddings (and of the MLM
+        head's bias and untied decoder) are kept; new rows are initialised as
+        in a freshly built model (transformers v4 TF's choice), see
+        `bert_keras.modeling.resize`. `config.vocab_size` follows. Resize
+        before the first `fit` (or compile again with a new optimizer).
+
+        Args:
+            new_num_tokens: int > 0 (e.g. `len(tokenizer)`), or None.
+
+        Returns:
+            The word-embedding layer (`keras.layers.Embedding`).
+
+        Example:
+
+        >>> masked_lm = BertForMaskedLM(config.to_dict())  # a config of its own
+        >>> masked_lm.resize_token_embeddings(config.vocab_size + 2).input_dim
+        101
+        >>> tuple(masked_lm(inputs)["logits"].shape)
+        (3, 7, 101)
+        """
+        from bert_keras.modeling import resize
+
+        return resize.resize_token_embeddings(self, new_num_tokens)
+
+    def get_output_embeddings(self):
+        """The layer whose weight scores the vocabulary, or None (no LM head).
+
+        For BertForMaskedLM / BertForPreTraining with tied weights (the
+        default) that is `get_input_embeddings()` itself, as in transformers;
+        untied, the MLM head `predictions`, which holds the `decoder` matrix.
+
+        Returns:
+            A `keras.layers.Embedding`, a `BertLMPredictionHead`, or None.
+
+        Example:
+
+        >>> masked_lm = BertForMaskedLM(config)
+        >>> masked_lm.get_output_embeddings() is masked_lm.get_input_embeddings()
+        True
+        >>> BertModel(config).get_output_embeddings() is None
+        True
+        """
+        from bert_keras.modeling import resize
+
+        return resize.output_embeddings(self)
+
+    def get_bias(self):
+        """The MLM head's (vocab,) bias, as transformers v4's TF classes gave it.
+
+        Returns:
+            `{"bias": keras.Variable}`, or None for a class without an LM head.
+
+        Example:
+
+        >>> tuple(BertForMaskedLM(config).get_bias()["bias"].shape)
+        (99,)
+        """
+        from bert_keras.modeling import resize
+
+        return resize.lm_bias(self)
+
+    def set_bias(self, value):
+        """Assigns the MLM head's bias from a dict shaped like `get_bias()`.
+
+        Args:
+            value: `{"bias": (vocab,) array}`; to change the vocabulary size,
+                use `resize_token_embeddings`.
+
+        Example:
+
+        >>> masked_lm = BertForMaskedLM(config)
+        >>> masked_lm.set_bias({"bias": np.zeros(config.vocab_size)})
+        """
+        from bert_keras.modeling import resize
+
+        resize.set_lm_bias(self, value)
+
     def save_pretrained(
         self, save_directory, tokenizer=None, saved_model=False, version=1, **kwargs
     ):

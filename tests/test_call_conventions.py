@@ -251,3 +251,28 @@ def test_inputs_embeds_train_and_refuse_bad_shapes(pairs):
             training=True,
         ).loss
     assert float(tf.reduce_max(tf.abs(tape.gradient(loss, embeds)))) > 0
+
+
+def test_keras_losses_and_metrics_by_output_name_train_a_base_model():
+    config = tiny_config()
+    keras.utils.set_random_seed(0)
+    model = bk.BertModel(config)
+    inputs = inputs_for("BertModel", config)
+    batch, seq = inputs["input_ids"].shape
+    targets = {
+        "last_hidden_state": np.zeros((batch, seq, config.hidden_size), "float32"),
+        "pooler_output": np.full((batch, config.hidden_size), 0.5, "float32"),
+    }
+    model.compile(
+        optimizer="adam",
+        loss={"last_hidden_state": "mse", "pooler_output": "mse"},
+        metrics={"pooler_output": ["mae"]},
+    )
+    history = model.fit(inputs, targets, epochs=1, verbose=0).history
+    outputs = model(inputs)
+    pooled = np.asarray(outputs.pooler_output)
+    assert set(history) >= {"loss", "pooler_output_loss", "pooler_output_mae"}
+    after = model.evaluate(inputs, targets, verbose=0, return_dict=True)
+    assert after["pooler_output_mae"] == pytest.approx(
+        np.abs(pooled - 0.5).mean(), abs=1e-5
+    )

@@ -337,7 +337,7 @@ class TaskTrainer(ModelHooks):
     ):
         if self._task_loss is None:
             return super().compute_loss(
-                x, y, y_pred, sample_weight=sample_weight, training=training
+                x, y, _plain(y_pred), sample_weight=sample_weight, training=training
             )
         if y is None:
             raise InputError(
@@ -356,8 +356,18 @@ class TaskTrainer(ModelHooks):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         for metric, view in self._task_metrics:
             metric.update_state(*view(y, y_pred, per_example(sample_weight)))
-        return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return super().compute_metrics(
+            x, y, _plain(y_pred), sample_weight=sample_weight
+        )
 
     @property
     def metrics(self):
         return super().metrics + getattr(self, "_task_metrics_group", [])
+
+
+def _plain(y_pred):
+    # Keras matches a loss/metric dict to outputs only when the types agree,
+    # and a `ModelOutput` is a dict subclass.
+    if isinstance(y_pred, collections.abc.Mapping):
+        return dict(y_pred)
+    return y_pred

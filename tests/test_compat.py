@@ -69,7 +69,8 @@ def test_create_optimizer_follows_the_linear_warmup_schedule():
 
 
 def test_other_names_come_from_transformers():
-    assert compat.AutoTokenizer is transformers.AutoTokenizer
+    # The tokenizers are transformers' own, taught return_tensors="tf" again.
+    assert issubclass(compat.AutoTokenizer, transformers.AutoTokenizer)
     assert compat.BertConfig is transformers.BertConfig
     with pytest.raises(AttributeError, match="TFGPT2Model.*TFBertModel"):
         _ = compat.TFGPT2Model
@@ -116,6 +117,14 @@ def test_prepare_tf_dataset_feeds_fit_as_in_v4(tiny_checkpoint, tokenizer):
     assert np.isfinite(history.history["loss"][0])
     with pytest.raises(ConfigError, match="collate_fn"):
         model.prepare_tf_dataset(encoded, collate_fn=lambda rows: rows)
+    # v4's batches: batch_size examples each, shuffled or not (no length groups).
+    many = datasets.concatenate_datasets([encoded] * 10)
+    for shuffle in (False, True):
+        sizes = [
+            len(batch[1])
+            for batch in model.prepare_tf_dataset(many, batch_size=16, shuffle=shuffle)
+        ]
+        assert sizes == [16, 16, 8], shuffle
     qa = bk.BertForQuestionAnswering(tiny_config(num_labels=2))
     spans = encoded.add_column("start_positions", [1, 1, 1, 1]).add_column(
         "end_positions", [2, 1, 2, 1]
@@ -153,3 +162,10 @@ def test_from_config_takes_a_bert_config_as_in_transformers():
     # Keras' own round trip still works.
     clone = bk.BertForTokenClassification.from_config(model.get_config())
     assert clone.config.num_labels == 4
+
+
+def test_v4_keras_callbacks_are_bert_keras_ones():
+    from bert_keras.training import hf_callbacks
+
+    assert compat.KerasMetricCallback is hf_callbacks.KerasMetricCallback
+    assert compat.PushToHubCallback is hf_callbacks.PushToHubCallback

@@ -265,6 +265,8 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
             shuffle=shuffle,
             pad_token_id=pad_token_id,
             drop_remainder=bool(drop_remainder),
+            # v4's batches: `batch_size` examples each, not grouped by length.
+            bucket=False,
         )
 
     def get_input_embeddings(self):

@@ -5,6 +5,7 @@ from bert_keras.errors import CheckpointError
 from bert_keras.errors import CheckpointNotFoundError
 from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
+from bert_keras.errors import InvalidInputError
 from bert_keras.errors import TrainingError
 from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.errors import WorkerLostError
@@ -38,6 +39,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "ConfigError",
     "InputError",
+    "InvalidInputError",
     "ModelOutput",
     "TrainingError",
     "UnsafeCheckpointError",

@@ -35,6 +35,7 @@ has no other architecture.
 import collections.abc
 import dataclasses
 
+import keras
 import numpy as np
 
 import bert_keras as bk
@@ -45,14 +46,28 @@ from bert_keras.training.optimization import create_optimizer as _adamw
 
 TFPreTrainedModel = BertPreTrainedModel
 TFBertPreTrainedModel = BertPreTrainedModel
-TFBertModel = bk.BertModel
-TFBertForPreTraining = bk.BertForPreTraining
-TFBertForMaskedLM = bk.BertForMaskedLM
-TFBertForNextSentencePrediction = bk.BertForNextSentencePrediction
-TFBertForSequenceClassification = bk.BertForSequenceClassification
-TFBertForTokenClassification = bk.BertForTokenClassification
-TFBertForQuestionAnswering = bk.BertForQuestionAnswering
-TFBertForMultipleChoice = bk.BertForMultipleChoice
+
+
+def _v4_class(base):
+    """`base` under its v4 name (`TFBertModel`, ...): a subclass adding
+    nothing, so `type(model).__name__` reads as v4 code expects."""
+    name = "TF" + base.__name__
+    doc = (
+        f"transformers v4's `{name}`: `bert_keras.{base.__name__}` under its v4 "
+        "name (instances are also `bert_keras` models)."
+    )
+    cls = type(name, (base,), {"__module__": __name__, "__doc__": doc})
+    return keras.saving.register_keras_serializable(package="bert_keras.compat")(cls)
+
+
+TFBertModel = _v4_class(bk.BertModel)
+TFBertForPreTraining = _v4_class(bk.BertForPreTraining)
+TFBertForMaskedLM = _v4_class(bk.BertForMaskedLM)
+TFBertForNextSentencePrediction = _v4_class(bk.BertForNextSentencePrediction)
+TFBertForSequenceClassification = _v4_class(bk.BertForSequenceClassification)
+TFBertForTokenClassification = _v4_class(bk.BertForTokenClassification)
+TFBertForQuestionAnswering = _v4_class(bk.BertForQuestionAnswering)
+TFBertForMultipleChoice = _v4_class(bk.BertForMultipleChoice)
 
 
 class _AutoClass:
@@ -88,23 +103,23 @@ def _auto(name, model_class):
     return type(name, (_AutoClass,), {"model_class": model_class, "__doc__": doc})
 
 
-TFAutoModel = _auto("TFAutoModel", bk.BertModel)
-TFAutoModelForPreTraining = _auto("TFAutoModelForPreTraining", bk.BertForPreTraining)
-TFAutoModelForMaskedLM = _auto("TFAutoModelForMaskedLM", bk.BertForMaskedLM)
+TFAutoModel = _auto("TFAutoModel", TFBertModel)
+TFAutoModelForPreTraining = _auto("TFAutoModelForPreTraining", TFBertForPreTraining)
+TFAutoModelForMaskedLM = _auto("TFAutoModelForMaskedLM", TFBertForMaskedLM)
 TFAutoModelForNextSentencePrediction = _auto(
-    "TFAutoModelForNextSentencePrediction", bk.BertForNextSentencePrediction
+    "TFAutoModelForNextSentencePrediction", TFBertForNextSentencePrediction
 )
 TFAutoModelForSequenceClassification = _auto(
-    "TFAutoModelForSequenceClassification", bk.BertForSequenceClassification
+    "TFAutoModelForSequenceClassification", TFBertForSequenceClassification
 )
 TFAutoModelForTokenClassification = _auto(
-    "TFAutoModelForTokenClassification", bk.BertForTokenClassification
+    "TFAutoModelForTokenClassification", TFBertForTokenClassification
 )
 TFAutoModelForQuestionAnswering = _auto(
-    "TFAutoModelForQuestionAnswering", bk.BertForQuestionAnswering
+    "TFAutoModelForQuestionAnswering", TFBertForQuestionAnswering
 )
 TFAutoModelForMultipleChoice = _auto(
-    "TFAutoModelForMultipleChoice", bk.BertForMultipleChoice
+    "TFAutoModelForMultipleChoice", TFBertForMultipleChoice
 )
 
 

@@ -6,6 +6,8 @@ working, and each message says what happened, what was expected, what was found
 and how to fix it.
 """
 
+import tensorflow as tf
+
 
 class BertKerasError(Exception):
     """Base class of every exception raised by bert_keras."""
@@ -17,6 +19,22 @@ class ConfigError(BertKerasError, ValueError):
 
 class InputError(BertKerasError, ValueError):
     """Model inputs (token ids, masks, shapes) do not fit the model's config."""
+
+
+class InvalidInputError(InputError, tf.errors.InvalidArgumentError):
+    """Input values the model cannot take (ids past the vocabulary, left
+    padding). Also TensorFlow's `InvalidArgumentError`, which transformers v4's
+    TF models raised for out-of-range ids and code written for them catches."""
+
+    def __init__(self, message):
+        tf.errors.InvalidArgumentError.__init__(self, None, None, message)
+        self.args = (message,)
+
+    def __str__(self):
+        return self.message
+
+    def __reduce__(self):
+        return type(self), (self.message,)
 
 
 class CheckpointError(BertKerasError, ValueError):

@@ -110,8 +110,9 @@ def test_unknown_and_unsupported_keywords_are_refused(pairs, name):
         model(inputs, **{keyword: None})  # transformers' default: fine
     with pytest.raises(InputError, match="`attention_mask` was given twice"):
         model(inputs, attention_mask=inputs["attention_mask"])
-    with pytest.raises(InputError, match="at most 6 positional"):
-        model(inputs["input_ids"], None, None, None, None, None, None)
+    limit = len(model.call_arguments)
+    with pytest.raises(InputError, match=f"at most {limit} positional"):
+        model(inputs["input_ids"], *[None] * limit)
     with pytest.raises(InputError, match="both as a list"):
         model([inputs["input_ids"]], inputs["attention_mask"])
 
@@ -276,3 +277,34 @@ def test_keras_losses_and_metrics_by_output_name_train_a_base_model():
     assert after["pooler_output_mae"] == pytest.approx(
         np.abs(pooled - 0.5).mean(), abs=1e-5
     )
+
+
+@pytest.mark.parametrize("name", CLASS_NAMES)
+def test_call_signature_and_positions_are_transformers_v4s(pairs, name):
+    import inspect
+
+    model = pairs[name][0]
+    names = list(inspect.signature(model.call).parameters)
+    assert names[:6] == [
+        "input_ids",
+        "attention_mask",
+        "token_type_ids",
+        "position_ids",
+        "head_mask",
+        "inputs_embeds",
+    ]
+    assert names[-1] == "training" and names == list(model.call_arguments)
+    labels = {
+        "BertModel": [],
+        "BertForNextSentencePrediction": ["next_sentence_label"],
+        "BertForPreTraining": ["labels", "next_sentence_label"],
+        "BertForQuestionAnswering": ["start_positions", "end_positions"],
+    }.get(name, ["labels"])
+    assert names[names.index("return_dict") + 1 : -1] == labels
+    inputs = inputs_for(name, model.config)
+    # Every argument by position, as v4 TF's list inputs took them.
+    given = dict(inputs, **_label_kwargs(name, model.config), return_dict=True)
+    as_list = [given.get(argument) for argument in names[:-1]]
+    reference = model(**given)
+    assert_outputs_close(model(as_list), reference, atol=0)
+    assert_outputs_close(model(*as_list), reference, atol=0)

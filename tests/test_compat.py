@@ -25,17 +25,22 @@ CLASSES = (
 
 @pytest.mark.parametrize("suffix", CLASSES)
 def test_tf_names_are_the_bert_keras_classes(suffix):
-    assert getattr(compat, "TFBert" + suffix) is getattr(bk, "Bert" + suffix)
-    assert getattr(compat, "TFAutoModel" + suffix.replace("Model", "")).model_class is (
-        getattr(bk, "Bert" + suffix)
-    )
+    v4_class = getattr(compat, "TFBert" + suffix)
+    # The bert_keras class under its v4 name, adding nothing.
+    assert v4_class.__name__ == "TFBert" + suffix
+    assert v4_class.__bases__ == (getattr(bk, "Bert" + suffix),)
+    methods = {name for name, value in vars(v4_class).items() if callable(value)}
+    assert methods == {"call"}  # the signature every class gets
+    auto = getattr(compat, "TFAutoModel" + suffix.replace("Model", ""))
+    assert auto.model_class is v4_class
 
 
 def test_auto_class_loads_a_checkpoint_with_v4_keywords(tiny_checkpoint):
     model = compat.TFAutoModelForSequenceClassification.from_pretrained(
         tiny_checkpoint, num_labels=3, from_pt=True
     )
-    assert type(model) is bk.BertForSequenceClassification
+    assert type(model) is compat.TFBertForSequenceClassification
+    assert isinstance(model, bk.BertForSequenceClassification)
     assert model.config.num_labels == 3
     embeddings = model.get_input_embeddings()
     assert isinstance(embeddings, keras.layers.Embedding)
@@ -44,7 +49,7 @@ def test_auto_class_loads_a_checkpoint_with_v4_keywords(tiny_checkpoint):
 
 def test_auto_class_from_config_refuses_other_architectures():
     model = compat.TFAutoModel.from_config(tiny_config())
-    assert type(model) is bk.BertModel
+    assert type(model) is compat.TFBertModel
     with pytest.raises(ConfigError, match="BERT models only.*'gpt2'"):
         compat.TFAutoModel.from_config(transformers.GPT2Config())
     with pytest.raises(TypeError, match="from_pretrained"):

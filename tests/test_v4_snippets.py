@@ -165,7 +165,7 @@ def test_docs_keras_fine_tuning_example(checkpoint):
         load_sst2_as_glue_cola=load_sst2_as_glue_cola,
     )
     model = names["model"]
-    assert type(model) is bk.BertForSequenceClassification
+    assert type(model) is compat.TFBertForSequenceClassification
     assert set(names["tokenized_data"]) == {
         "input_ids",
         "token_type_ids",
@@ -440,7 +440,7 @@ def test_course_chapter3_keras_example(checkpoint, tmp_path, capsys):
     assert sorted(features) == ["attention_mask", "input_ids", "token_type_ids"]
     assert features["input_ids"].shape[0] == 8 and labels.shape == (8,)
     model = names["model"]
-    assert type(model) is bk.BertForSequenceClassification
+    assert type(model) is compat.TFBertForSequenceClassification
     history = model.history.history
     assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert np.isfinite(history["loss"][0])

@@ -18,7 +18,10 @@ from bert_keras.errors import InputError
 from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.kernels import check_kernels
 from bert_keras.modeling.call import encoder_extras
+from bert_keras.modeling.call import hf_call_arguments
+from bert_keras.modeling.call import signed_call
 from bert_keras.modeling.call import split_call
+from bert_keras.modeling.outputs import STACKED_OUTPUTS
 from bert_keras.modeling.outputs import model_output
 from bert_keras.training.inputs import INPUT_NAMES
 from bert_keras.training.inputs import prepare_inputs
@@ -64,6 +67,27 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
     # transformers' label arguments of this class, and older names for them.
     label_names = ("labels",)
     label_aliases = {}
+    # The label arguments of v4 TF's `call`, in its order (None: label_names).
+    call_labels = None
+    # transformers' call arguments, in order: what `inspect.signature(model.call)`
+    # lists and what positional arguments (or one list of them) stand for.
+    call_arguments = hf_call_arguments(label_names)
+    main_input_name = "input_ids"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "call_arguments" not in own and (
+            "label_names" in own or "call_labels" in own
+        ):
+            labels = cls.label_names if cls.call_labels is None else cls.call_labels
+            cls.call_arguments = hf_call_arguments(labels)
+        cls.call = signed_call(BertPreTrainedModel._keras_call, cls.call_arguments)
+
+    def _keras_call(self, *args, **kwargs):
+        """Keras' functional `call(inputs, training=None)`; the public entry
+        point is `__call__`, which takes transformers' arguments."""
+        return super().call(*args, **kwargs)
 
     def __init__(self, *args, config, kernels=DEFAULT_KERNELS, **kwargs):
         dtype = kwargs.get("dtype")
@@ -400,6 +424,62 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         from bert_keras.checkpoints import hub
 
         return hub.push_to_hub(self, repo_id, **kwargs)
+
+    # --- transformers v4 TF's model surface ---------------------------------
+
+    @classmethod
+    def can_generate(cls):
+        """False, as in transformers for encoders: there is no `generate`."""
+        return False
+
+    def build_in_name_scope(self):
+        """v4 TF's: builds the model. bert_keras models are built when made."""
+
+    def build(self, input_shape=None):
+        """Builds the model; it is built at construction, so this does nothing
+        then (v4 TF code calls `model.build()` with no shape)."""
+        if not self.built:
+            super().build(input_shape)
+
+    @property
+    def input_signature(self):
+        """`{name: tf.TensorSpec}` of the inputs, as v4 TF had it: int32, any
+        batch and length ((batch, choices, seq) for multiple choice)."""
+        shape = (None,) * self.input_rank
+        specs = {
+            name: tf.TensorSpec(shape, tf.int32, name=name) for name in INPUT_NAMES
+        }
+        for name in self.extra_input_names:
+            spec = self.input[name]
+            specs[name] = tf.TensorSpec(spec.shape, tf.int32, name=name)
+        return specs
+
+    @property
+    def dummy_inputs(self):
+        """Small int32 inputs of `input_signature`'s shapes (v4 TF's): ones,
+        zero token types, a batch of one, other unknown sizes 2."""
+        dummies = {}
+        for name, spec in self.input_signature.items():
+            shape = [1] + [2 if size is None else size for size in spec.shape[1:]]
+            fill = 0 if name in ("token_type_ids", "masked_lm_positions") else 1
+            dummies[name] = tf.fill(shape, tf.constant(fill, tf.int32))
+        return dummies
+
+    def serving_output(self, output):
+        """v4 TF's: `output` as a SavedModel serves it, `hidden_states` and
+        `attentions` each stacked into one tensor (layers first).
+
+        Example:
+
+        >>> served = model.serving_output(model(inputs, output_hidden_states=True))
+        >>> served.hidden_states.shape[0] == model.config.num_hidden_layers + 1
+        True
+        """
+        stacked = {
+            name: tf.stack(list(value)) if name in STACKED_OUTPUTS else value
+            for name, value in output.items()
+        }
+        return model_output(stacked)
 
     # --- Keras serialization ------------------------------------------------
 

@@ -7,6 +7,7 @@ from bert_keras import kernels as kernel_policy
 from bert_keras.modeling.base import BertPreTrainedModel
 from bert_keras.modeling.base import bert_inputs
 from bert_keras.modeling.base import layer_options
+from bert_keras.modeling.call import hf_call_arguments
 from bert_keras.modeling.embeddings import BertEmbeddings
 from bert_keras.modeling.encoder import BertEncoder
 from bert_keras.modeling.heads import BertPooler
@@ -40,6 +41,7 @@ class BertModel(BertPreTrainedModel):
     """
 
     hf_architecture = "BertModel"
+    call_arguments = hf_call_arguments((), decoder=True)
 
     def __init__(self, config=None, add_pooling_layer=True, **kwargs):
         config = self._prepare_config(config)

@@ -8,6 +8,7 @@ honour raises `InputError` saying why; none is silently ignored.
 
 import collections.abc
 import dataclasses
+import inspect
 
 import numpy as np
 from keras import ops
@@ -15,19 +16,27 @@ from keras import ops
 from bert_keras.errors import InputError
 from bert_keras.training.inputs import INPUT_NAMES
 
-# transformers' positional order after input_ids (BertModel.forward's).
-POSITIONAL_NAMES = (
+# transformers' call arguments, in their order (also the positional order).
+LEADING_ARGUMENTS = (
+    "input_ids",
     "attention_mask",
     "token_type_ids",
     "position_ids",
     "head_mask",
     "inputs_embeds",
 )
+DECODER_ARGUMENTS = (
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+    "past_key_values",
+    "use_cache",
+)
+OUTPUT_ARGUMENTS = ("output_attentions", "output_hidden_states", "return_dict")
 # Inputs that replace what the embeddings layer computes itself.
 EMBEDDING_OVERRIDES = ("position_ids", "inputs_embeds")
-OUTPUT_FLAGS = ("output_hidden_states", "output_attentions", "return_dict")
+OUTPUT_FLAGS = OUTPUT_ARGUMENTS
 # Keywords Keras itself passes on to `call`.
-KERAS_KEYWORDS = ("training", "mask")
+KERAS_KEYWORDS = ("training",)
 # Only decoders use a cache; transformers' encoders ignore it too.
 NO_OP_KEYWORDS = ("use_cache",)
 REFUSED = {
@@ -38,6 +47,48 @@ REFUSED = {
     "encoder_attention_mask": "bert_keras models are encoders, without cross-attention",
     "past_key_values": "bert_keras models are encoders; there is no key/value cache",
 }
+
+
+def hf_call_arguments(labels, decoder=False):
+    """transformers' argument names for a class's call, in order.
+
+    Args:
+        labels: tuple of the class's label argument names (v4 TF's).
+        decoder: bool, list the decoder arguments transformers' `BertModel`
+            takes (bert_keras refuses them when not None).
+
+    Returns:
+        tuple of names, `input_ids` first and `training` last.
+
+    Example:
+
+    >>> hf_call_arguments(("labels",))[-3:]
+    ('return_dict', 'labels', 'training')
+    """
+    decoder_names = DECODER_ARGUMENTS if decoder else ()
+    return (LEADING_ARGUMENTS + decoder_names + OUTPUT_ARGUMENTS + tuple(labels)) + (
+        "training",
+    )
+
+
+def signed_call(function, names):
+    """`function` under a signature of `names` (each defaulting to None), so
+    `inspect.signature(model.call)` lists transformers' arguments as v4 TF's
+    did; Keras binds its `call(inputs, training=...)` to the first and last."""
+
+    def call(self, *args, **kwargs):
+        return function(self, *args, **kwargs)
+
+    parameter = inspect.Parameter
+    call.__signature__ = inspect.Signature(
+        [parameter("self", parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            parameter(name, parameter.POSITIONAL_OR_KEYWORD, default=None)
+            for name in names
+        ]
+    )
+    call.__doc__ = function.__doc__
+    return call
 
 
 @dataclasses.dataclass
@@ -94,14 +145,15 @@ def split_call(model, inputs, args, kwargs):
         given.update(inputs)
     elif inputs is not None:
         given["input_ids"] = inputs
-    if len(args) > len(POSITIONAL_NAMES):
+    positional = model.call_arguments[1:]
+    if len(args) > len(positional):
         raise InputError(
-            f"{type(model).__name__} takes at most {1 + len(POSITIONAL_NAMES)} "
-            f"positional arguments (input_ids, {', '.join(POSITIONAL_NAMES)}); "
-            "pass the others by keyword. Received: "
+            f"{type(model).__name__} takes at most {len(model.call_arguments)} "
+            f"positional arguments ({', '.join(model.call_arguments)}), as "
+            "transformers orders them. Received: "
             f"{1 + len(args)} positional arguments"
         )
-    keyword_items = list(zip(POSITIONAL_NAMES, args)) + list(kwargs.items())
+    keyword_items = list(zip(positional, args)) + list(kwargs.items())
     keras_kwargs = {}
     for name, value in keyword_items:
         if name in KERAS_KEYWORDS:
@@ -194,10 +246,11 @@ def _check_positions(model, position_ids):
 
 
 def _is_positional_list(inputs):
+    # A list led by a tensor or array, as v4 TF took it; a nested Python list
+    # of ints is one `input_ids` batch.
     return (
         isinstance(inputs, (list, tuple))
         and len(inputs) > 0
-        and all(value is None or hasattr(value, "shape") for value in inputs)
         and hasattr(inputs[0], "shape")
     )
 

@@ -20,6 +20,8 @@ FIELD_ORDER = (
     "hidden_states",
     "attentions",
 )
+# Per-layer outputs: tuples of tensors, as in transformers.
+STACKED_OUTPUTS = ("hidden_states", "attentions")
 
 
 class ModelOutput(dict):
@@ -58,7 +60,13 @@ def model_output(outputs):
     """`outputs` (a mapping) as a `ModelOutput` in transformers' field order."""
     order = {name: index for index, name in enumerate(FIELD_ORDER)}
     names = sorted(outputs, key=lambda name: order.get(name, len(order)))
-    return ModelOutput((name, outputs[name]) for name in names)
+    return ModelOutput((name, _per_layer(name, outputs[name])) for name in names)
+
+
+def _per_layer(name, value):
+    if name in STACKED_OUTPUTS and isinstance(value, list):
+        return tuple(value)
+    return value
 
 
 def _flatten(output):

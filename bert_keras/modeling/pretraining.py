@@ -64,6 +64,12 @@ class BertForPreTraining(BertPreTrainedModel):
 
     hf_architecture = "BertForPreTraining"
     label_names = ("labels", "next_sentence_label")
+    # Which output each label scores (a metric list given to compile() is
+    # applied to each).
+    label_outputs = {
+        "labels": "prediction_logits",
+        "next_sentence_label": "seq_relationship_logits",
+    }
 
     def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
@@ -207,6 +213,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     hf_architecture = "BertForNextSentencePrediction"
     # transformers v4's TF class called its label `next_sentence_label`.
     label_aliases = {"next_sentence_label": "labels"}
+    call_labels = ("next_sentence_label",)  # v4 TF's name; transformers' is labels
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)

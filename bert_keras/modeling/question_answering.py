@@ -36,6 +36,9 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     hf_architecture = "BertForQuestionAnswering"
     label_names = ("start_positions", "end_positions")
+    # Which output each label scores (a metric list given to compile() is
+    # applied to each).
+    label_outputs = {"start_positions": "start_logits", "end_positions": "end_logits"}
 
     def __init__(self, config=None, **kwargs):
         config = self._prepare_config(config)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import ops
 
 from bert_keras.errors import InputError
+from bert_keras.errors import InvalidInputError
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 # HF model arguments we know but do not take: refuse rather than ignore them.
@@ -138,7 +139,7 @@ def check_inputs(model, inputs):
             values = inputs[name].numpy()
             if values.size and (values.min() < 0 or values.max() >= high):
                 bad = values[(values < 0) | (values >= high)]
-                raise InputError(
+                raise InvalidInputError(
                     f"`{name}` must be in [0, {high}) ({field} of the config). "
                     f"Was the text tokenized with this model's tokenizer? "
                     f"Received: {name} containing {bad[:5].tolist()}"
@@ -146,7 +147,7 @@ def check_inputs(model, inputs):
         mask = inputs["attention_mask"].numpy()
         left = (mask[..., :1] == 0).all(axis=-1) & mask.any(axis=-1)
         if left.any():
-            raise InputError(left_padding_message(np.argwhere(left)[0].tolist()))
+            raise InvalidInputError(left_padding_message(np.argwhere(left)[0].tolist()))
         return []
     # Inside tf.function (fit / predict): the checks become graph asserts,
     # turned back into InputError by `graph_errors_as_input_errors`.
@@ -214,7 +215,7 @@ def graph_errors_as_input_errors():
         message = message[message.index(GRAPH_ERROR_MARK) + len(GRAPH_ERROR_MARK) :]
         message = message.split("\n")[0].replace("] [", " ").rstrip("]")
         message = message.replace("\\'", "'")
-        raise InputError(message) from None
+        raise InvalidInputError(message) from None
 
 
 def left_padding_message(row=None):

@@ -150,6 +150,7 @@ class TaskTrainer(ModelHooks):
         features = {"input_ids": tf.convert_to_tensor(input_ids)}
         if isinstance(y, list) and not any(hasattr(v, "shape") for v in y):
             y = np.asarray(y)  # a plain list of labels, not a list of arrays
+        y = self._aliased(y)
         self._check_labels(tf.nest.map_structure(tf.convert_to_tensor, y), features)
 
     def _xla_compiled(self):
@@ -246,6 +247,10 @@ class TaskTrainer(ModelHooks):
         object.__setattr__(
             self, "_task_metrics", list(task.metrics) if task and task_metrics else []
         )
+        per_output = [] if task_metrics else self._metrics_per_output(metrics)
+        if per_output:
+            self._task_metrics.extend(per_output)
+            metrics = None
         group = [metric for metric, _ in self._task_metrics]
         # One group, so Keras' callbacks see each metric's direction.
         object.__setattr__(
@@ -261,6 +266,21 @@ class TaskTrainer(ModelHooks):
         )
         # The logged loss of a step is the global batch's, on any replica count.
         set_loss_tracker(self, GlobalBatchLoss(name="loss"))
+
+    def _metrics_per_output(self, metrics):
+        """A flat metric list for a model of several outputs, applied to each
+        output against its label, as Keras 2 did and transformers v4 relied on
+        (QA: start and end; pretraining: MLM and NSP)."""
+        outputs = getattr(self, "label_outputs", None)
+        if not outputs or not isinstance(metrics, (list, tuple)):
+            return []
+        if not metrics or any(isinstance(m, (list, tuple, dict)) for m in metrics):
+            return []
+        pairs = []
+        for position, (label, output) in enumerate(outputs.items()):
+            for metric in metrics:
+                pairs.append(_output_metric(metric, label, output, position))
+        return pairs
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -308,11 +328,22 @@ class TaskTrainer(ModelHooks):
     def _label_keys(self):
         return tuple(self.label_names) + tuple(self.label_aliases)
 
+    def _aliased(self, y):
+        """A labels dict under the class's label names (v4 TF's older names,
+        e.g. next_sentence_label, renamed)."""
+        if not isinstance(y, collections.abc.Mapping):
+            return y
+        return {self.label_aliases.get(k, k): v for k, v in y.items()}
+
     def _labels_from_features(self, data):
         """Labels given inside the features dict (transformers v4's "internal
         loss" idiom: `fit(dataset_of_dicts)` after `compile(optimizer)`),
         moved to where Keras passes labels."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if isinstance(y, collections.abc.Mapping):
+            return keras.utils.pack_x_y_sample_weight(
+                x, self._aliased(y), sample_weight
+            )
         if y is not None or not isinstance(x, collections.abc.Mapping):
             return data
         names = self._label_keys()
@@ -371,3 +402,21 @@ def _plain(y_pred):
     if isinstance(y_pred, collections.abc.Mapping):
         return dict(y_pred)
     return y_pred
+
+
+def _output_metric(metric, label, output, position):
+    """A `(metric, view)` pair: a copy of `metric` on `y_pred[output]` and
+    its label, named `{output}_{metric name}` as Keras 2 named them."""
+    if isinstance(metric, str):
+        if metric in ("accuracy", "acc"):
+            metric = keras.metrics.SparseCategoricalAccuracy(name=metric)
+        else:
+            metric = keras.metrics.get(metric)
+    config = dict(metric.get_config(), name=f"{output}_{metric.name}")
+    copy = type(metric).from_config(config)
+
+    def view(y, y_pred, sample_weight):
+        labels = y[label] if isinstance(y, collections.abc.Mapping) else y[position]
+        return labels, y_pred[output], sample_weight
+
+    return copy, view

@@ -174,3 +174,68 @@ def test_v4_keras_callbacks_are_bert_keras_ones():
 
     assert compat.KerasMetricCallback is hf_callbacks.KerasMetricCallback
     assert compat.PushToHubCallback is hf_callbacks.PushToHubCallback
+
+
+def test_v4_model_surface():
+    import tensorflow as tf
+
+    config = tiny_config(output_hidden_states=True, output_attentions=True)
+    model = compat.TFBertForMultipleChoice(config)
+    assert model.can_generate() is False and model.main_input_name == "input_ids"
+    model.build_in_name_scope()
+    model.build()  # v4 code builds with no shape; the model already is
+    specs = model.input_signature
+    assert sorted(specs) == ["attention_mask", "input_ids", "token_type_ids"]
+    assert all(
+        s.shape.as_list() == [None] * 3 and s.dtype == tf.int32 for s in specs.values()
+    )
+    dummies = model.dummy_inputs
+    assert (
+        dummies["input_ids"].shape == (1, 2, 2)
+        and dummies["input_ids"].dtype == tf.int32
+    )
+    assert int(tf.reduce_sum(dummies["token_type_ids"])) == 0
+    outputs = model(dummies)
+    # Per-layer outputs are tuples, as in transformers.
+    assert isinstance(outputs.hidden_states, tuple) and isinstance(
+        outputs.attentions, tuple
+    )
+    served = model.serving_output(outputs)
+    layers = config.num_hidden_layers
+    assert served.hidden_states.shape[0] == layers + 1
+    assert served.attentions.shape[0] == layers
+    assert np.array_equal(served.hidden_states[-1], outputs.hidden_states[-1])
+    assert np.array_equal(served.logits, outputs.logits)
+
+
+def test_out_of_range_ids_are_also_tensorflows_invalid_argument_error():
+    import tensorflow as tf
+
+    model = compat.TFBertModel(tiny_config())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vocab_size"):
+        model(np.full((2, 3), 10**6, "int32"))
+    with pytest.raises(bk.InputError):
+        model(np.full((2, 3), -1, "int32"))
+
+
+def test_v4_label_names_and_metric_lists_in_fit():
+    keras.utils.set_random_seed(0)
+    ids = np.random.default_rng(0).integers(1, 99, (4, 6)).astype("int32")
+    nsp = compat.TFBertForNextSentencePrediction(tiny_config())
+    nsp.compile(optimizer=keras.optimizers.SGD(0.0))
+    labels = np.array([0, 1, 0, 1])
+    beside = nsp.evaluate(
+        {"input_ids": ids}, {"next_sentence_label": labels}, verbose=0
+    )
+    inside = nsp.evaluate({"input_ids": ids, "next_sentence_label": labels}, verbose=0)
+    assert beside == pytest.approx(inside)
+    qa = compat.TFBertForQuestionAnswering(tiny_config(num_labels=2))
+    qa.compile(optimizer="sgd", metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    starts, ends = np.array([1, 2, 3, 4]), np.array([2, 2, 5, 5])
+    data = {"input_ids": ids, "start_positions": starts, "end_positions": ends}
+    result = qa.evaluate(data, verbose=0, return_dict=True)
+    outputs = qa(ids)
+    for output, gold in (("start_logits", starts), ("end_logits", ends)):
+        expected = np.mean(np.argmax(outputs[output], -1) == gold)
+        got = result[f"{output}_sparse_categorical_accuracy"]
+        assert got == pytest.approx(expected)

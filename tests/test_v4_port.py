@@ -4,9 +4,8 @@ Every check below makes the user-facing calls that the v4 check of the same
 name makes, on v4's tiny config, with the classes imported from
 `bert_keras.compat` instead of `transformers`. Our own code: only the calls
 and the assertions follow v4. Where a check cannot run as v4 wrote it, its
-docstring says `Adapted:` and why; a check that fails because bert_keras lacks
-an API is kept as v4 wrote it and marked `xfail(strict=True)` naming the API,
-so the marker comes off when the API lands. docs/v4_port.md holds the table.
+docstring says `Adapted:` and why. No check is skipped or expected to fail.
+docs/v4_port.md holds the table.
 
 Upstream (huggingface/transformers, the last release line with TF classes is
 4.57.x; the texts were read from the public-code index):

@@ -259,15 +259,7 @@ def test_model(tester):
 
 
 def _head_inputs(tester):
-    config, input_ids, token_type_ids, input_mask, *_ = (
-        tester.prepare_config_and_inputs()
-    )
-    inputs = {
-        "input_ids": input_ids,
-        "attention_mask": input_mask,
-        "token_type_ids": token_type_ids,
-    }
-    return config, inputs
+    return tester.prepare_config_and_inputs_for_common()
 
 
 def test_for_masked_lm(tester):

@@ -69,6 +69,8 @@ setup(
             "ruff",
             "torch==2.13.0",
             "keras-hub",
+            # LoRA adapters are checked against PEFT itself.
+            "peft",
         ],
     },
     entry_points={"console_scripts": ["bert-keras = bert_keras_tasks.cli:main"]},

@@ -9,6 +9,11 @@ from bert_keras.errors import InvalidInputError
 from bert_keras.errors import TrainingError
 from bert_keras.errors import UnsafeCheckpointError
 from bert_keras.errors import WorkerLostError
+from bert_keras.lora import enable_lora
+from bert_keras.lora import load_lora_adapter
+from bert_keras.lora import lora_state
+from bert_keras.lora import merge_lora
+from bert_keras.lora import save_lora_adapter
 from bert_keras.modeling.bert import BertModel
 from bert_keras.modeling.classification import BertForMultipleChoice
 from bert_keras.modeling.classification import BertForSequenceClassification
@@ -44,8 +49,13 @@ __all__ = [
     "TrainingError",
     "UnsafeCheckpointError",
     "WorkerLostError",
+    "enable_lora",
     "export",
+    "load_lora_adapter",
+    "lora_state",
+    "merge_lora",
     "pipeline",
+    "save_lora_adapter",
     "__version__",
     "make_strategy",
 ]

@@ -217,6 +217,7 @@ PINNED_MEMBERS.update(
         "keras.src.utils.tracking.Tracker.config": None,  # attribute: the stores
         "keras.src.utils.tracking.Tracker.stored_ids": None,  # attribute
         "keras.layers.Embedding._embeddings": None,  # attribute set by build()
+        "keras.layers.Dense._kernel": None,  # attribute; merge_dense_lora writes it
     }
 )
 
@@ -257,3 +258,33 @@ def replace_embedding_table(embedding, variable):
     """
     replace_weight(embedding, "_embeddings", variable)
     embedding.input_dim = int(variable.shape[0])
+
+
+def merge_dense_lora(dense):
+    """Folds a `keras.layers.Dense`'s LoRA into its kernel and removes the LoRA.
+
+    Keras 3.15 has `Dense.enable_lora` but no inverse: the kernel variable
+    (`Dense._kernel`; the public `kernel` is the merged tensor) gets
+    `W + (lora_alpha / lora_rank) A B`, computed in float32, and becomes
+    trainable again; `lora_kernel_a` / `lora_kernel_b` leave the layer's
+    variables (Keras' `Layer.__delattr__` untracks them), so `layer.weights`
+    is a plain Dense's again.
+
+    Returns:
+        The kernel variable.
+    """
+    import keras
+
+    kernel = dense._kernel
+    delta = (dense.lora_alpha / dense.lora_rank) * keras.ops.matmul(
+        dense.lora_kernel_a, dense.lora_kernel_b
+    )
+    merged = keras.ops.add(keras.ops.cast(kernel, "float32"), delta)
+    kernel.assign(keras.ops.cast(merged, kernel.dtype))
+    del dense.lora_kernel_a
+    del dense.lora_kernel_b
+    dense.lora_enabled = False
+    dense.lora_rank = None
+    dense.lora_alpha = None
+    kernel.trainable = True
+    return kernel

@@ -221,6 +221,20 @@ PINNED_MEMBERS.update(
     }
 )
 
+# --- The optimizer step under gradient accumulation (optimization.AdamW) -----
+
+PINNED_MEMBERS.update(
+    {
+        "keras.optimizers.Optimizer._backend_apply_gradients": (
+            "self",
+            "grads",
+            "trainable_variables",
+        ),
+        "keras.optimizers.Optimizer._accumulated_gradients": None,  # attribute
+        "keras.optimizers.Optimizer._iterations": None,  # attribute
+    }
+)
+
 # The tracker stores holding a layer's own variables, in weight order.
 _VARIABLE_STORES = ("trainable_variables", "non_trainable_variables")
 

@@ -11,10 +11,12 @@ def add_training_arguments(
     """Adds the fine-tuning flags every task takes, with task-specific defaults.
 
     Flags: --epochs --batch-size --eval-batch-size --learning-rate
-    --max-seq-length --warmup-ratio --weight-decay --seed --max-train-samples
+    --max-seq-length --warmup-ratio --weight-decay
+    --gradient-accumulation-steps --layer-lr-decay --seed --max-train-samples
     --max-eval-samples --mixed-precision --push-to-hub --verbose
     --overwrite-output-dir (`add_output_arguments`), and the
-    strategy flags (`add_strategy_arguments`).
+    strategy flags (`add_strategy_arguments`). `training_optimizer` builds
+    the optimizer they describe.
     """
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=batch_size)
@@ -23,6 +25,24 @@ def add_training_arguments(
     parser.add_argument("--max-seq-length", type=int, default=max_seq_length)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="update the weights every N batches with their mean gradient: the "
+        "update of one batch of N * --batch-size; the schedule, warmup and "
+        "the steps reported count updates (default: %(default)s, every batch)",
+    )
+    parser.add_argument(
+        "--layer-lr-decay",
+        type=float,
+        default=1.0,
+        metavar="D",
+        help="layer-wise learning-rate decay: the head, pooler and top encoder "
+        "layer train at --learning-rate, each layer below at D times the one "
+        "above, the embeddings at D ** num_layers (default: %(default)s, off)",
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-train-samples", type=int, default=None)
     parser.add_argument("--max-eval-samples", type=int, default=None)
@@ -58,6 +78,8 @@ def check_training_arguments(parser, args, rules=None, min_seq_length=3, layout=
             "max_seq_length": AT_LEAST_ONE,
             "warmup_ratio": PROBABILITY,
             "weight_decay": NON_NEGATIVE,
+            "gradient_accumulation_steps": AT_LEAST_ONE,
+            "layer_lr_decay": DECAY_FACTOR,
             "seed": SEED,
             "max_train_samples": SAMPLES,
             "max_eval_samples": SAMPLES,
@@ -86,11 +108,53 @@ PROBABILITY = (
     "a finite number in [0, 1]",
 )
 FINITE = (_finite, "a finite number")
+DECAY_FACTOR = (
+    lambda value: _finite(value) and 0 < value <= 1,
+    "a finite number in (0, 1] (1: no decay)",
+)
 SEED = (lambda value: 0 <= value < 2**32, "in [0, 2**32 - 1] (NumPy's seed range)")
 SAMPLES = (
     lambda value: value >= 1,
     "at least 1 (leave the flag out to use every example)",
 )
+
+
+def training_optimizer(args, batches_per_epoch, num_layers=None):
+    """The optimizer the training flags describe, and its number of updates.
+
+    `create_optimizer` with --learning-rate, --warmup-ratio, --weight-decay,
+    --gradient-accumulation-steps and --layer-lr-decay; the linear schedule
+    runs over `count_updates(batches_per_epoch * --epochs, N)` updates.
+
+    Args:
+        args: the parsed flags (`add_training_arguments`).
+        batches_per_epoch: int, (global) batches in one epoch.
+        num_layers: int or None, the model's encoder layers (for
+            --layer-lr-decay; None: found from the variables).
+
+    Returns:
+        `(optimizer, total_steps)`.
+
+    Example:
+
+    >>> optimizer, total_steps = training_optimizer(args, len(train_batches))
+    >>> model.compile(optimizer=optimizer)
+    """
+    from bert_keras.training.optimization import count_updates
+    from bert_keras.training.optimization import create_optimizer
+
+    steps = args.gradient_accumulation_steps
+    total_steps = count_updates(batches_per_epoch * args.epochs, steps)
+    optimizer = create_optimizer(
+        args.learning_rate,
+        total_steps=total_steps,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        gradient_accumulation_steps=steps,
+        layer_lr_decay=None if args.layer_lr_decay == 1 else args.layer_lr_decay,
+        num_layers=num_layers,
+    )
+    return optimizer, total_steps
 
 
 def flag_name(attribute):

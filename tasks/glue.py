@@ -22,6 +22,7 @@ from .cli import check_training_arguments
 from .cli import configure_logging
 from .cli import load_tokenizer
 from .cli import start_strategy
+from .cli import training_optimizer
 from .glue_tasks import TASKS
 from .glue_tasks import get_task
 from .glue_tasks import load_glue
@@ -131,7 +132,6 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
     from bert_keras.training.data import to_tf_dataset
     from bert_keras.training.distribute import is_chief
-    from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
     from .resume import finished
@@ -199,7 +199,6 @@ def fine_tune(args, strategy, out):
         }
     # Global batches: the step count and schedule are those of one worker.
     steps_per_epoch = int(train_ds.cardinality())
-    total_steps = steps_per_epoch * args.epochs
     with strategy.scope():
         model = bk.BertForSequenceClassification.from_pretrained(
             args.model,
@@ -211,14 +210,11 @@ def fine_tune(args, strategy, out):
             else "single_label_classification",
             **label_maps,
         )
-        model.compile(
-            optimizer=create_optimizer(
-                args.learning_rate,
-                total_steps=total_steps,
-                warmup_ratio=args.warmup_ratio,
-                weight_decay=args.weight_decay,
-            )
+        # total_steps counts optimizer updates (batches / accumulation steps).
+        optimizer, total_steps = training_optimizer(
+            args, steps_per_epoch, model.config.num_hidden_layers
         )
+        model.compile(optimizer=optimizer)
 
     scores = GlueScores(task)
     first_dev = task.dev_splits[0]
@@ -287,7 +283,7 @@ def fine_tune(args, strategy, out):
             "train_time_seconds": train_time,
             "dev_time_seconds": eval_time,
             "steps": int(model.optimizer.iterations.numpy()),
-            "planned_steps": steps_per_epoch * args.epochs,
+            "planned_steps": total_steps,
             "replicas": strategy.num_replicas_in_sync,
             "resumed_after_epoch": checkpoint.restored_epoch,
             "train_examples_per_second": num_train * epochs_run / train_time,
@@ -368,6 +364,8 @@ def hyperparameters(args):
         "max_seq_length": args.max_seq_length,
         "warmup_ratio": args.warmup_ratio,
         "weight_decay": args.weight_decay,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "layer_lr_decay": args.layer_lr_decay,
         "seed": args.seed,
         "optimizer": "AdamW, no decay on bias/LayerNorm, clipnorm 1.0",
         "lr_schedule": "linear warmup, then linear decay to 0",

@@ -27,6 +27,7 @@ from .cli import check_training_arguments
 from .cli import configure_logging
 from .cli import load_tokenizer
 from .cli import start_strategy
+from .cli import training_optimizer
 from .squad_data import SquadFormatError
 from .squad_data import count_unlocated
 from .squad_data import eval_features
@@ -142,7 +143,6 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.callbacks import StopOnNonFiniteLoss
     from bert_keras.training.data import to_tf_dataset
     from bert_keras.training.distribute import is_chief
-    from bert_keras.training.optimization import create_optimizer
 
     from . import reporting
     from .resume import finished
@@ -226,16 +226,12 @@ def fine_tune(args, strategy, out):
             pad_token_id=tokenizer.pad_token_id or 0,
         )
         # Global batches: the step count and schedule are those of one worker.
-        total_steps = int(train_ds.cardinality()) * args.epochs
+        # total_steps counts optimizer updates (batches / accumulation steps).
         with strategy.scope():
-            model.compile(
-                optimizer=create_optimizer(
-                    args.learning_rate,
-                    total_steps=total_steps,
-                    warmup_ratio=args.warmup_ratio,
-                    weight_decay=args.weight_decay,
-                )
+            optimizer, total_steps = training_optimizer(
+                args, int(train_ds.cardinality()), model.config.num_hidden_layers
             )
+            model.compile(optimizer=optimizer)
         start = time.perf_counter()
         model.fit(
             train_ds,

@@ -118,3 +118,13 @@ def test_replace_embedding_table_changes_rows_and_config():
     assert len(embedding.weights) == 1
     assert embedding.get_config()["input_dim"] == 7
     assert tuple(embedding(np.array([6])).shape) == (1, 3)
+
+
+def test_optimizer_members_read_under_accumulation_exist():
+    import keras
+
+    optimizer = keras.optimizers.AdamW(gradient_accumulation_steps=2)
+    variable = keras.Variable(np.zeros((2, 3), "float32"))
+    optimizer.build([variable])
+    assert len(optimizer._accumulated_gradients) == 1
+    assert optimizer._iterations.path.endswith("iteration")

@@ -336,7 +336,8 @@ def test_lora_dropout_acts_on_the_adapter_input_in_training_only(tmp_path):
     peft_model = peft.PeftModel.from_pretrained(theirs, tmp_path).eval()
     assert max_abs_diff(inference, torch_outputs(peft_model, inputs)["logits"]) <= 1e-5
 
-    ours.compile(optimizer=keras.optimizers.Adam(1e-2))
+    # Eager: tracing a training step costs more than this test checks.
+    ours.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
     ours.fit(inputs, labels_for(name, ours.config), epochs=1, batch_size=3, verbose=0)
     trained = ours(inputs, training=False)["logits"]
     lora.merge_lora(ours)

@@ -13,7 +13,6 @@ from bert_keras.checkpoints import keys
 from bert_keras.config import as_config
 from bert_keras.config import bert_config_class
 from bert_keras.config import validate_config
-from bert_keras.errors import ConfigError
 from bert_keras.errors import InputError
 from bert_keras.kernels import DEFAULT_KERNELS
 from bert_keras.kernels import check_kernels
@@ -266,13 +265,6 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         """
         from bert_keras.training.data import to_tf_dataset
 
-        if collate_fn is not None or collate_fn_args is not None:
-            raise ConfigError(
-                "bert_keras pads each batch to its longest example itself; a "
-                "collate_fn is not used. Drop it (or build the tf.data "
-                "pipeline yourself). Received: collate_fn="
-                f"{collate_fn!r}, collate_fn_args={collate_fn_args!r}"
-            )
         columns = _column_names(dataset)
         names = list(self.label_names) + list(self.label_aliases)
         if "labels" in names:
@@ -281,14 +273,16 @@ class BertPreTrainedModel(TaskTrainer, keras.Model):
         if "labels" in labels and "label" in labels:
             labels.remove("label")
         label_column = labels[0] if len(labels) == 1 else (labels or None)
-        pad_token_id = getattr(tokenizer, "pad_token_id", None) or 0
+        # to_tf_dataset refuses a collate_fn and pads with the tokenizer's id.
         return to_tf_dataset(
             dataset,
             batch_size,
-            label_column=label_column,
             shuffle=shuffle,
-            pad_token_id=pad_token_id,
-            drop_remainder=bool(drop_remainder),
+            tokenizer=tokenizer,
+            collate_fn=collate_fn,
+            collate_fn_args=collate_fn_args,
+            drop_remainder=drop_remainder,
+            label_column=label_column,
             # v4's batches: `batch_size` examples each, not grouped by length.
             bucket=False,
         )

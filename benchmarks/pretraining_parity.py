@@ -48,6 +48,7 @@ def batches(args, tokenizer):
         max_predictions_per_seq=20,
         masked_lm_prob=0.15,
         whole_word_masking=False,
+        mlm_only=False,
         seed=args.seed,
         batch_size=args.batch_size,
     )

@@ -1,16 +1,21 @@
 """Pretrain BERT from raw text with masked LM + next-sentence prediction.
 
     python -m tasks.pretrain --corpus PATH --output-dir OUT \\
-        [--vocab-size 8000 | --tokenizer NAME_OR_DIR] [--config JSON_OR_DIR] \\
+        [--vocab-size 8000 | --tokenizer NAME_OR_DIR | --model CKPT] \\
+        [--config JSON_OR_DIR] [--mlm-only [--line-by-line]] \\
         --max-steps 2000 --batch-size 32 [--save-steps 200] [--mixed-precision] \\
         [--strategy default|mirrored|multiworker|tpu]
 
 The corpus is BERT's format (sentence per line, blank line between documents)
 or WikiText's raw layout (detected from its ` = Title = ` lines): files or a
-folder of them. A run killed at any point and restarted with the same command
+folder of them. `--model CKPT` continues from a checkpoint's weights and
+tokenizer (domain-adaptive pretraining, transformers' run_mlm use case);
+`--mlm-only` drops next-sentence prediction, for text without document
+structure. A run killed at any point and restarted with the same command
 resumes from its last checkpoint (at most `--save-steps` steps lost) and stops
-at `--max-steps`. OUT receives the HF `BertForPreTraining` checkpoint, the
-tokenizer, `results.json`, a model card and `training_curves.png`.
+at `--max-steps`. OUT receives the HF checkpoint (`BertForPreTraining`, or
+`BertForMaskedLM` with `--mlm-only`), the tokenizer, `results.json`, a model
+card and `training_curves.png`.
 """
 
 import argparse
@@ -32,6 +37,7 @@ from .cli import check_flags
 from .cli import check_min_seq_length
 from .cli import check_model_positions
 from .cli import load_tokenizer
+from .cli import model_max_positions
 
 SMALL_BERT = {
     "hidden_size": 256,
@@ -44,35 +50,127 @@ SMALL_BERT = {
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.pretrain", description=__doc__.splitlines()[0]
+        prog="python -m tasks.pretrain",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--corpus", required=True, nargs="+", help="files or dirs")
-    parser.add_argument("--output-dir", required=True)
-    vocab = parser.add_mutually_exclusive_group(required=True)
-    vocab.add_argument("--vocab-size", type=int, help="train a WordPiece vocab")
-    vocab.add_argument("--tokenizer", help="reuse a tokenizer (Hub id or dir)")
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        nargs="+",
+        help="text files or folders of them (BERT's format or WikiText's)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        help="where the checkpoint, tokenizer and results go; a rerun resumes",
+    )
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument(
+        "--vocab-size", type=int, help="train a WordPiece vocabulary of this size"
+    )
+    start.add_argument(
+        "--tokenizer", help="reuse this tokenizer (Hub id or dir); new weights"
+    )
+    start.add_argument(
+        "--model",
+        help="continue from this checkpoint (Hub id or dir): its config, weights "
+        "and tokenizer; heads it lacks start fresh",
+    )
     parser.add_argument(
         "--config",
         default=None,
         help="BertConfig as a JSON string, a config.json file or a checkpoint "
-        "dir; default: 4 layers, hidden 256, 4 heads, intermediate 1024",
+        "dir (not with --model); default: 4 layers, hidden 256, 4 heads, "
+        "intermediate 1024",
     )
-    parser.add_argument("--max-seq-length", type=int, default=128)
-    parser.add_argument("--max-predictions-per-seq", type=int, default=20)
-    parser.add_argument("--masked-lm-prob", type=float, default=0.15)
-    parser.add_argument("--short-seq-prob", type=float, default=0.1)
-    parser.add_argument("--dupe-factor", type=int, default=5)
-    parser.add_argument("--whole-word-masking", action="store_true")
-    parser.add_argument("--max-steps", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--warmup-steps", type=int, default=None)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--save-steps", type=int, default=200)
-    parser.add_argument("--num-shards", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument(
+        "--mlm-only",
+        action="store_true",
+        help="masked LM alone, no next-sentence prediction (text without "
+        "document structure); OUT is a BertForMaskedLM checkpoint",
+    )
+    parser.add_argument(
+        "--line-by-line",
+        action="store_true",
+        help="with --mlm-only: each line is one sequence (truncated) instead "
+        "of a document's lines packed into --max-seq-length pieces",
+    )
+    parser.add_argument(
+        "--max-seq-length", type=int, default=128, help="tokens per sequence"
+    )
+    parser.add_argument(
+        "--max-predictions-per-seq",
+        type=int,
+        default=20,
+        help="most masked tokens per sequence",
+    )
+    parser.add_argument(
+        "--masked-lm-prob",
+        type=float,
+        default=0.15,
+        help="share of tokens masked (80%% [MASK], 10%% random, 10%% kept)",
+    )
+    parser.add_argument(
+        "--short-seq-prob",
+        type=float,
+        default=0.1,
+        help="share of NSP instances given a shorter random length",
+    )
+    parser.add_argument(
+        "--dupe-factor",
+        type=int,
+        default=5,
+        help="copies of the corpus made into instances, each cut differently",
+    )
+    parser.add_argument(
+        "--whole-word-masking",
+        action="store_true",
+        help="mask whole words, never part of one",
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=1000, help="optimizer steps in all"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="global batch")
+    parser.add_argument(
+        "--learning-rate", type=float, default=1e-4, help="AdamW peak rate"
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="linear warmup steps, then linear decay to 0 (default: --max-steps / 10)",
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.01, help="AdamW weight decay"
+    )
+    parser.add_argument(
+        "--save-steps",
+        type=int,
+        default=200,
+        help="steps between resumable checkpoints (and history rows)",
+    )
+    parser.add_argument(
+        "--num-shards",
+        type=int,
+        default=4,
+        help="instance files (a multiple of the number of workers)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=12345, help="data, masks and weights"
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="train with Keras' mixed_bfloat16 policy",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per round",
+    )
     add_output_arguments(parser)
     add_strategy_arguments(parser)
     parser.add_argument(
@@ -84,6 +182,19 @@ def parse_args(argv=None):
         "write the tokenizer and instances",
     )
     args = parser.parse_args(argv)
+    if args.model is not None and args.config is not None:
+        parser.error(
+            "--config and --model both give the architecture: --model continues "
+            "from its checkpoint's config.json and weights. Leave out --config "
+            "(or give --tokenizer instead of --model to start from new weights). "
+            f"Received: --model {args.model} --config {args.config}"
+        )
+    if args.line_by_line and not args.mlm_only:
+        parser.error(
+            "--line-by-line makes one sequence per line, which has no sentence "
+            "pairs for next-sentence prediction. Add --mlm-only, or leave out "
+            "--line-by-line. Received: --line-by-line without --mlm-only"
+        )
     check_pretraining_arguments(parser, args)
     if args.warmup_steps is None:
         args.warmup_steps = args.max_steps // 10
@@ -144,16 +255,23 @@ def check_pretraining_arguments(parser, args):
             "size that is a multiple of the number of shards; change either flag. "
             f"Received: --batch-size {args.batch_size} --num-shards {args.num_shards}"
         )
-    # create_instances fills [CLS] A [SEP] B [SEP] with at least 1 token each.
-    check_min_seq_length(
-        parser, args.max_seq_length, 5, "[CLS] A [SEP] B [SEP], 1 token each,"
-    )
-    check_model_positions(
-        parser,
-        args.max_seq_length,
-        config_max_positions(args.config),
-        "--config" if args.config else "the default config",
-    )
+    if args.mlm_only:
+        check_min_seq_length(parser, args.max_seq_length, 3, "[CLS] text [SEP]")
+    else:  # create_instances fills [CLS] A [SEP] B [SEP] with 1 token each
+        check_min_seq_length(
+            parser, args.max_seq_length, 5, "[CLS] A [SEP] B [SEP], 1 token each,"
+        )
+    if args.model is not None:
+        check_model_positions(
+            parser, args.max_seq_length, model_max_positions(args.model), "--model"
+        )
+    else:
+        check_model_positions(
+            parser,
+            args.max_seq_length,
+            config_max_positions(args.config),
+            "--config" if args.config else "the default config",
+        )
 
 
 def config_max_positions(config):
@@ -200,6 +318,39 @@ def load_documents(files):
         else:
             documents.extend(bert_format_documents(lines))
     return documents
+
+
+def build_model(args, tokenizer):
+    """The model to pretrain: new weights, or --model's (heads it lacks new).
+
+    Masked LM is computed at the masked positions only
+    (`max_predictions_per_seq`); the checkpoint is the plain class's.
+    """
+    import bert_keras as bk
+
+    cls = bk.BertForMaskedLM if args.mlm_only else bk.BertForPreTraining
+    dtype = "mixed_bfloat16" if args.mixed_precision else None
+    if args.model is None:
+        config = build_config(args, tokenizer)
+    else:
+        # Loaded as the plain class (the loading report names new heads),
+        # then its weights go to the same model computing masked rows only.
+        loaded = cls.from_pretrained(args.model, dtype=dtype)
+        config = loaded.config
+        if len(tokenizer) > config.vocab_size:
+            raise ValueError(
+                f"--model {args.model}: its tokenizer has {len(tokenizer)} tokens "
+                f"but the model's vocab_size is {config.vocab_size}: ids past "
+                f"{config.vocab_size - 1} have no embedding. Expected the "
+                "tokenizer the checkpoint was trained with; save it into the "
+                "checkpoint directory (or resize the model's embeddings first)."
+            )
+    model = cls(
+        config, max_predictions_per_seq=args.max_predictions_per_seq, dtype=dtype
+    )
+    if args.model is not None:
+        model.set_weights(loaded.get_weights())
+    return model
 
 
 def build_config(args, tokenizer):
@@ -329,13 +480,9 @@ def pretrain(args, strategy, out):
         )
     else:
         dataset = masked_batches(pattern, tokenizer, args, repeat=True)
-    config = build_config(args, tokenizer)
     with strategy.scope():
-        model = bk.BertForPreTraining(
-            config,
-            max_predictions_per_seq=args.max_predictions_per_seq,
-            dtype="mixed_bfloat16" if args.mixed_precision else None,
-        )
+        model = build_model(args, tokenizer)
+        config = model.config
         model.compile(
             optimizer=create_optimizer(
                 args.learning_rate,
@@ -407,17 +554,16 @@ def pretrain(args, strategy, out):
         "planned_steps": epochs * args.save_steps,
         "epochs": history.epochs,
         "final": history.epochs[-1] if history.epochs else {},
+        "architecture": model.hf_architecture,
         # The accuracy of always predicting the corpus' most frequent
         # non-special token: what MLM accuracy must rise well above.
         "mlm_unigram_baseline_accuracy": corpus_stats.get("unigram_baseline"),
-        # The share of the more frequent next-sentence label (about 0.5).
-        "nsp_baseline_accuracy": corpus_stats.get("nsp_baseline_accuracy", 0.5),
         "train_time_seconds_this_run": train_time,
         "steps_this_run": run_steps,
         # Padded slots (batch x max_seq_length), compile time included.
         "tokens_per_second": tokens_per_step * run_steps / max(run_seconds, 1e-9),
         "corpus": corpus_stats,
-        "config": config.to_dict(),
+        "config": reporting.shareable(config.to_dict()),
         "replicas": strategy.num_replicas_in_sync,
         "workers": worker_count(strategy),
         "hyperparameters": reporting.shareable(
@@ -425,16 +571,28 @@ def pretrain(args, strategy, out):
         ),
         "framework_versions": reporting.framework_versions(),
     }
+    if not args.mlm_only:
+        # The share of the more frequent next-sentence label (about 0.5).
+        results["nsp_baseline_accuracy"] = corpus_stats["nsp_baseline_accuracy"]
     reporting.write_json(os.path.join(out, "results.json"), results)
+    objective = "MLM" if args.mlm_only else "MLM + NSP"
     if history.epochs:
         reporting.plot_curves(
-            os.path.join(out, "training_curves.png"), history.epochs, "MLM + NSP"
+            os.path.join(out, "training_curves.png"), history.epochs, objective
         )
+    objective = (
+        "masked LM" if args.mlm_only else "masked LM and next-sentence prediction"
+    )
+    origin = (
+        "pretrained from scratch"
+        if args.model is None
+        else f"pretrained further from {reporting.shareable(args.model)}"
+    )
     card = model_card(
         model,
         model_name=os.path.basename(os.path.abspath(out)),
-        description="BERT pretrained from scratch with masked LM and next-sentence "
-        "prediction using bert_keras.",
+        base_model=args.model if args.model and not os.path.isdir(args.model) else None,
+        description=f"BERT {origin} with {objective} using bert_keras.",
         results={k: round(v, 4) for k, v in results["final"].items() if k != "epoch"},
         training_hyperparameters=results["hyperparameters"],
         tags=["pretraining"],
@@ -482,6 +640,7 @@ def prepare_data(args, work, settings=None):
 
     from . import reporting
     from .pretrain_data import create_instances
+    from .pretrain_data import create_mlm_instances
     from .pretrain_data import tokenize_documents
     from .pretrain_data import write_instances
     from .pretrain_vocab import train_wordpiece
@@ -491,12 +650,13 @@ def prepare_data(args, work, settings=None):
         return
     files = corpus_files(args.corpus)
     documents = load_documents(files)
-    check_documents(documents, files)
+    check_documents(documents, files, args.mlm_only)
     if os.path.isfile(os.path.join(tokenizer_dir, "tokenizer.json")):
         tokenizer = bk.AutoTokenizer.from_pretrained(tokenizer_dir)
     else:
-        if args.tokenizer:
-            tokenizer = load_tokenizer(args.tokenizer, "--tokenizer")
+        if args.tokenizer or args.model:
+            flag = "--tokenizer" if args.tokenizer else "--model"
+            tokenizer = load_tokenizer(args.tokenizer or args.model, flag)
         else:
             tokenizer = train_wordpiece(
                 (s for d in documents for s in d), args.vocab_size
@@ -505,15 +665,32 @@ def prepare_data(args, work, settings=None):
     tokenized = tokenize_documents(documents, tokenizer)
     instances = []
     for copy in range(args.dupe_factor):
-        instances += create_instances(
-            tokenized,
-            tokenizer.cls_token_id,
-            tokenizer.sep_token_id,
-            max_seq_length=args.max_seq_length,
-            short_seq_prob=args.short_seq_prob,
-            seed=args.seed + copy,
-        )
+        if args.mlm_only:
+            instances += create_mlm_instances(
+                tokenized,
+                tokenizer.cls_token_id,
+                tokenizer.sep_token_id,
+                max_seq_length=args.max_seq_length,
+                line_by_line=args.line_by_line,
+                # The first copy is cut at each document's start.
+                seed=args.seed + copy if copy else None,
+            )
+        else:
+            instances += create_instances(
+                tokenized,
+                tokenizer.cls_token_id,
+                tokenizer.sep_token_id,
+                max_seq_length=args.max_seq_length,
+                short_seq_prob=args.short_seq_prob,
+                seed=args.seed + copy,
+            )
     labels = check_instances(instances, documents, files, args)
+    sentence_pairs = {}
+    if not args.mlm_only:
+        sentence_pairs = {
+            "random_next_instances": labels[1],
+            "nsp_baseline_accuracy": max(labels.values()) / len(instances),
+        }
     write_instances(
         instances, os.path.join(work, "instances"), num_shards=args.num_shards
     )
@@ -524,8 +701,7 @@ def prepare_data(args, work, settings=None):
         {
             "instances": len(instances),
             "documents": len(documents),
-            "random_next_instances": labels[1],
-            "nsp_baseline_accuracy": max(labels.values()) / len(instances),
+            **sentence_pairs,
             **unigram_baseline(instances, tokenizer.all_special_ids),
         },
     )
@@ -536,8 +712,8 @@ def _names(files, most=3):
     return shown + (f" (and {len(files) - most} more)" if len(files) > most else "")
 
 
-def check_documents(documents, files):
-    """Refuses a corpus with fewer than 2 documents (no "random next" sentences).
+def check_documents(documents, files, mlm_only=False):
+    """Refuses a corpus with no text, or (for NSP) fewer than 2 documents.
 
     Raises:
         ValueError: naming the corpus files, what they hold and what is needed.
@@ -551,14 +727,15 @@ def check_documents(documents, files):
             f"--corpus {_names(files)} holds no text (every line is blank). "
             f"{layout}. Received: {len(files)} file(s), 0 documents"
         )
-    if len(documents) < 2:
+    if len(documents) < 2 and not mlm_only:
         raise ValueError(
             f"--corpus {_names(files)} holds a single document "
             f"({len(documents[0])} line(s), no blank line between documents). "
             "Next-sentence prediction draws its 'random next' sentences from "
             "another document: with one, every pair is a true continuation and "
             f"NSP accuracy is high without learning anything. {layout}: put a "
-            "blank line between documents. Received: 1 document"
+            "blank line between documents, or train masked LM alone "
+            "(--mlm-only). Received: 1 document"
         )
 
 
@@ -571,7 +748,9 @@ def check_instances(instances, documents, files, args):
     Raises:
         ValueError: naming the corpus, the counts and what would give more.
     """
-    labels = collections.Counter(i["next_sentence_label"] for i in instances)
+    labels = collections.Counter(
+        i["next_sentence_label"] for i in instances if "next_sentence_label" in i
+    )
     made = (
         f"{len(instances)} instance(s) from {len(documents)} documents "
         f"(--dupe-factor {args.dupe_factor}, --max-seq-length {args.max_seq_length})"
@@ -584,6 +763,8 @@ def check_instances(instances, documents, files, args):
             "text, make none. Add text (documents of 2 or more sentences, a blank "
             "line between documents) or raise --dupe-factor."
         )
+    if args.mlm_only:
+        return labels
     if not labels[0]:
         raise ValueError(
             f"--corpus {_names(files)} gave {made}, none a true continuation "
@@ -612,7 +793,7 @@ TOKENIZER_FILES = (
     "vocab.txt",
 )
 # Run settings of file contents; only the chief reads the corpus.
-DATA_SETTINGS = ("corpus_contents", "tokenizer_contents")
+DATA_SETTINGS = ("corpus_contents", "tokenizer_contents", "model_contents")
 
 
 def file_sha256(path):
@@ -647,6 +828,10 @@ def run_settings(args, data=True):
                 for name in TOKENIZER_FILES
                 if os.path.isfile(os.path.join(args.tokenizer, name))
             }
+        if args.model:
+            from .resume import checkpoint_fingerprints
+
+            settings["model_contents"] = checkpoint_fingerprints(args.model)
     return json.loads(json.dumps(settings, default=str))
 
 
@@ -657,6 +842,7 @@ def _describe_change(key, then, now):
         what = {
             "corpus_contents": "the contents of --corpus file(s)",
             "tokenizer_contents": "the files of the --tokenizer directory",
+            "model_contents": "the --model checkpoint",
             "config_fields": "the fields of --config",
         }[key]
         return f"{what} changed ({', '.join(names)})"
@@ -800,6 +986,9 @@ def masked_batches(pattern, tokenizer, args, repeat=False, input_context=None):
         whole_word_masking=args.whole_word_masking,
         seed=args.seed,
     )
+    labels_padding = {"labels": -100}
+    if not args.mlm_only:
+        labels_padding["next_sentence_label"] = 0
     padding = (
         {
             "input_ids": tokenizer.pad_token_id or 0,
@@ -807,15 +996,15 @@ def masked_batches(pattern, tokenizer, args, repeat=False, input_context=None):
             "attention_mask": 0,
             "masked_lm_positions": 0,
         },
-        {"next_sentence_label": 0, "labels": -100},
+        labels_padding,
     )
     paths = tf.constant(files)
     num_files = len(files)
 
     def file_stream(file_index):
-        stream = instance_records(tf.gather(paths, file_index)).shuffle(
-            10_000, seed=args.seed + file_index, reshuffle_each_iteration=True
-        )
+        stream = instance_records(
+            tf.gather(paths, file_index), next_sentence=not args.mlm_only
+        ).shuffle(10_000, seed=args.seed + file_index, reshuffle_each_iteration=True)
         if repeat:
             stream = stream.repeat()
         # A global example number: the mask seed, whatever the worker count.

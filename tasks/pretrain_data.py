@@ -197,6 +197,55 @@ def create_instances(
     return instances
 
 
+def create_mlm_instances(
+    documents, cls_id, sep_id, max_seq_length=128, line_by_line=False, seed=12345
+):
+    """Builds masked-LM-only instances (no sentence pairs) from tokenized documents.
+
+    Packed (the default, run_mlm's `group_texts`): each document's tokens,
+    sentence after sentence, cut into `[CLS] ... [SEP]` pieces of
+    `max_seq_length`; a document never runs into the next. With `seed`, the
+    first piece of a document starts at a random cut, so the copies of a
+    dupe factor are cut differently. `line_by_line`: each sentence (line) is
+    one instance, truncated to `max_seq_length` (run_mlm's
+    `--line_by_line`).
+
+    Args:
+        documents: list of documents, each a list of sentences as token-id lists.
+        cls_id, sep_id: special token ids.
+        max_seq_length: int, length of `[CLS] tokens [SEP]` at most.
+        line_by_line: bool.
+        seed: int or None (None: every document is cut from its start).
+
+    Returns:
+        list of dicts with `input_ids` and `token_type_ids` (all 0), shuffled.
+    """
+    rng = random.Random(seed)
+    max_tokens = max_seq_length - 2
+    pieces = []
+    for document in documents:
+        if line_by_line:
+            pieces.extend(sentence[:max_tokens] for sentence in document if sentence)
+            continue
+        tokens = [t for sentence in document for t in sentence]
+        start = rng.randrange(max_tokens) if seed is not None else 0
+        if start:
+            pieces.append(tokens[:start])
+        pieces.extend(
+            tokens[i : i + max_tokens] for i in range(start, len(tokens), max_tokens)
+        )
+    instances = [
+        {
+            "input_ids": [cls_id, *piece, sep_id],
+            "token_type_ids": [0] * (len(piece) + 2),
+        }
+        for piece in pieces
+        if piece
+    ]
+    rng.shuffle(instances)
+    return instances
+
+
 def _truncate_pair(tokens_a, tokens_b, max_tokens, rng):
     """Trims the longer side, from the front or the back at random."""
     while len(tokens_a) + len(tokens_b) > max_tokens:
@@ -249,22 +298,32 @@ def read_instances(pattern, num_workers=1, worker_index=0):
     return instance_records(files[worker_index::num_workers])
 
 
-def instance_records(files):
-    """`tf.data` of the instances in `files` (paths, or a string tensor), in order."""
+def instance_records(files, next_sentence=True):
+    """`tf.data` of the instances in `files` (paths, or a string tensor), in order.
+
+    `(features, labels)`; labels hold `next_sentence_label` unless
+    `next_sentence` is False (masked-LM-only instances have none).
+    """
     spec = {
         "input_ids": tf.io.RaggedFeature(tf.int64),
         "token_type_ids": tf.io.RaggedFeature(tf.int64),
-        "next_sentence_label": tf.io.FixedLenFeature([], tf.int64),
     }
+    if next_sentence:
+        spec["next_sentence_label"] = tf.io.FixedLenFeature([], tf.int64)
 
     def parse(record):
         example = tf.io.parse_single_example(record, spec)
         input_ids = tf.cast(example["input_ids"], tf.int32)
+        labels = {}
+        if next_sentence:
+            labels["next_sentence_label"] = tf.cast(
+                example["next_sentence_label"], tf.int32
+            )
         return {
             "input_ids": input_ids,
             "token_type_ids": tf.cast(example["token_type_ids"], tf.int32),
             "attention_mask": tf.ones_like(input_ids),
-        }, {"next_sentence_label": tf.cast(example["next_sentence_label"], tf.int32)}
+        }, labels
 
     return tf.data.TFRecordDataset(files).map(
         parse, num_parallel_calls=tf.data.AUTOTUNE

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import transformers
 from conftest import assert_outputs_close
@@ -177,3 +178,64 @@ def test_kill_while_writing_a_checkpoint_loses_nothing_saved_before(
     # Resumed after the last whole checkpoint.
     assert results["steps_this_run"] == 80 - 20 * (save - 1)
     assert not list(backup.glob(".partial-*"))
+
+
+def test_mlm_only_run_continues_from_a_checkpoint(tiny_checkpoint, tmp_path):
+    """run_mlm's use case: --model's weights and tokenizer, masked LM alone,
+    on text without document structure; OUT is a BertForMaskedLM checkpoint
+    transformers reproduces and tasks.glue starts from."""
+    from safetensors.numpy import load_file
+
+    from tasks import pretrain
+
+    sst2 = os.path.join(ROOT, "tasks", "data", "glue", "SST-2", "train.tsv")
+    with open(sst2, encoding="utf-8") as handle:
+        lines = [line.split("\t")[0] for line in handle.readlines()[1:401]]
+    corpus = tmp_path / "sentences.txt"
+    corpus.write_text("\n".join(lines) + "\n")  # one sentence a line, no documents
+    out = tmp_path / "out"
+    results = pretrain.main(
+        ["--corpus", str(corpus), "--output-dir", str(out), "--model",
+         tiny_checkpoint, "--mlm-only", "--max-steps", "4", "--save-steps", "2",
+         "--batch-size", "8", "--max-seq-length", "32", "--dupe-factor", "1",
+         "--learning-rate", "1e-3", "--verbose", "0"]
+    )  # fmt: skip
+    assert results["steps"] == 4 and results["architecture"] == "BertForMaskedLM"
+    assert "nsp_baseline_accuracy" not in results
+    assert "nsp_accuracy" not in results["final"] and "accuracy" in results["final"]
+    assert "random_next_instances" not in results["corpus"]
+
+    # The weights moved a little from --model's, not from a fresh draw.
+    start = load_file(os.path.join(tiny_checkpoint, "model.safetensors"))
+    end = load_file(out / "model.safetensors")
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    start_key = key if key in start else key.removeprefix("bert.")
+    moved = np.abs(end[key] - start[start_key]).max()
+    assert 0 < moved < 0.01, moved
+    assert (
+        json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+        == (
+            json.loads(open(os.path.join(tiny_checkpoint, "tokenizer.json")).read())[
+                "model"
+            ]["vocab"]
+        )
+    )
+
+    theirs, info = transformers.BertForMaskedLM.from_pretrained(
+        out, output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    theirs.eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(["a gripping , beautifully acted film"], return_tensors="np")
+    assert_outputs_close(
+        bk.BertForMaskedLM.from_pretrained(out)(dict(batch)),
+        torch_outputs(theirs, batch),
+        keys=("logits",),
+    )
+    # What tasks.glue loads: every encoder weight, new pooler and classifier.
+    _, info = bk.BertForSequenceClassification.from_pretrained(
+        out, num_labels=2, output_loading_info=True
+    )
+    assert all("pooler" in k or "classifier" in k for k in info["missing_keys"])
+    assert info["missing_keys"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tasks.pretrain_data import create_instances
+from tasks.pretrain_data import create_mlm_instances
 from tasks.pretrain_data import read_bert_format
 from tasks.pretrain_data import read_instances
 from tasks.pretrain_data import tokenize_documents
@@ -142,3 +143,38 @@ def test_wordpiece_training_is_deterministic_and_opens_in_transformers(
     assert decoded.replace(" ", "") == (text + "It sold well .").lower().replace(
         " ", ""
     )
+
+
+def test_mlm_instances_pack_each_document_and_cover_every_token():
+    docs = [[[1, 2, 3], [4, 5]], [[6]], [[7, 8, 9, 10, 11, 12, 13]]]
+    instances = create_mlm_instances(docs, 101, 102, max_seq_length=5, seed=None)
+    pieces = sorted(i["input_ids"] for i in instances)
+    # Pieces of at most 3 tokens, never across documents, every token once.
+    assert pieces == sorted(
+        [[101, 1, 2, 3, 102], [101, 4, 5, 102], [101, 6, 102],
+         [101, 7, 8, 9, 102], [101, 10, 11, 12, 102], [101, 13, 102]]
+    )  # fmt: skip
+    assert all(i["token_type_ids"] == [0] * len(i["input_ids"]) for i in instances)
+    assert "next_sentence_label" not in instances[0]
+    # Seeded copies are cut elsewhere but still hold every token once.
+    for seed in range(5):
+        cut = create_mlm_instances(docs, 101, 102, max_seq_length=5, seed=seed)
+        tokens = sorted(t for i in cut for t in i["input_ids"][1:-1])
+        assert tokens == list(range(1, 14))
+        assert max(len(i["input_ids"]) for i in cut) <= 5
+    lines = create_mlm_instances(docs, 101, 102, max_seq_length=4, line_by_line=True)
+    assert sorted(i["input_ids"] for i in lines) == sorted(
+        [[101, 1, 2, 102], [101, 4, 5, 102], [101, 6, 102], [101, 7, 8, 102]]
+    )
+
+
+def test_mlm_instances_round_trip_without_next_sentence_labels(tmp_path):
+    from tasks.pretrain_data import instance_records
+
+    instances = create_mlm_instances([[[5, 6, 7, 8]]], 1, 2, max_seq_length=4)
+    paths = write_instances(instances, str(tmp_path), num_shards=1)
+    read = [
+        (f["input_ids"].numpy().tolist(), y) for f, y in instance_records(paths, False)
+    ]
+    assert sorted(ids for ids, _ in read) == sorted(i["input_ids"] for i in instances)
+    assert all(y == {} for _, y in read)

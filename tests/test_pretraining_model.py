@@ -156,3 +156,47 @@ def test_positions_outside_the_sequence_are_refused():
         model(features)
     with pytest.raises(bk.InputError, match="masked_lm_positions"):
         model.predict(features, verbose=0)
+
+
+def test_masked_lm_gathers_the_same_logits_and_gradients():
+    """BertForMaskedLM (no pooler) computes only the masked rows: the same
+    logits, loss gradients and checkpoint as the full model."""
+    config = tiny_config("BertForMaskedLM", num_hidden_layers=2)
+    full = perturb_keras(bk.BertForMaskedLM(config))
+    gathered = bk.BertForMaskedLM(config, max_predictions_per_seq=MAX_PREDICTIONS)
+    gathered.set_weights(full.get_weights())
+    rs = np.random.RandomState(2)
+    ids, positions, gathered_labels, full_labels, _ = _batch(rs, config)
+    mask = np.ones_like(ids)
+    mask[2, 7:] = 0
+
+    def run(model, extra, labels):
+        with tf.GradientTape() as tape:
+            outputs = model({"input_ids": ids, "attention_mask": mask, **extra})
+            loss = model.task().loss({"labels": labels}, outputs)
+        return outputs["logits"].numpy(), tape.gradient(loss, model.trainable_variables)
+
+    got_logits, ours = run(
+        gathered, {"masked_lm_positions": positions}, gathered_labels
+    )
+    want_logits, theirs = run(full, {}, full_labels)
+    assert got_logits.shape == (3, MAX_PREDICTIONS, config.vocab_size)
+    np.testing.assert_allclose(
+        got_logits,
+        np.take_along_axis(want_logits, positions[:, :, None], axis=1),
+        atol=1e-5,
+    )
+    for variable, got, want in zip(gathered.trainable_variables, ours, theirs):
+        got, want = tf.convert_to_tensor(got), tf.convert_to_tensor(want)
+        scale = float(tf.reduce_max(tf.abs(want)))
+        np.testing.assert_allclose(
+            got.numpy(), want.numpy(), atol=1e-5 * scale + 1e-9, err_msg=variable.path
+        )
+    assert (
+        keras.saving.deserialize_keras_object(
+            keras.saving.serialize_keras_object(gathered)
+        ).max_predictions_per_seq
+        == MAX_PREDICTIONS
+    )
+    with pytest.raises(bk.InputError, match="masked_lm_positions"):
+        gathered({"input_ids": ids})

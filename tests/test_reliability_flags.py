@@ -153,6 +153,9 @@ PRETRAIN_BAD = [
     (["--vocab-size", "5"], "--vocab-size"),
     (["--data-wait", "nan"], "--data-wait"),
     (["--collective-timeout", "-1"], "--collective-timeout"),
+    (["--line-by-line"], "--line-by-line"),
+    (["--max-seq-length", "4"], "--max-seq-length 4"),
+    (["--mlm-only", "--max-seq-length", "2"], "--max-seq-length 2"),
 ]
 
 
@@ -182,6 +185,21 @@ def test_sensible_flags_are_still_accepted(config_dir, tmp_path):
          "--save-steps", "3", "--config", config_dir]
     )  # fmt: skip
     assert args.warmup_steps == 0
+    args = pretrain.parse_args(
+        ["--corpus", "c.txt", *out, "--model", config_dir, "--mlm-only",
+         "--line-by-line", "--max-seq-length", "3"]
+    )  # fmt: skip
+    assert args.mlm_only and args.line_by_line and args.model == config_dir
+
+
+def test_pretrain_model_takes_no_config_and_no_second_vocabulary(
+    config_dir, tmp_path, capsys
+):
+    out = ["--corpus", "c.txt", "--output-dir", str(tmp_path), "--model", config_dir]
+    err = refused(pretrain.parse_args, [*out, "--config", config_dir], capsys)
+    assert "--config and --model" in err and "Received" in err
+    err = refused(pretrain.parse_args, [*out, "--vocab-size", "100"], capsys)
+    assert "not allowed with argument" in err
 
 
 # --- Item 11: --max-seq-length against the model, before any work -----------

@@ -120,13 +120,15 @@ class BertModel(BertPreTrainedModel):
             positions: optional (batch, n) int tensor of sequence positions.
 
         Returns:
-            dict with `pooler_output` (batch, hidden) and, with `positions`,
-            `last_hidden_state` (batch, n, hidden): the states at `positions`.
+            dict with `pooler_output` (batch, hidden; not without a pooler)
+            and, with `positions`, `last_hidden_state` (batch, n, hidden): the
+            states at `positions`.
         """
         config = self.config
         every_position = config.output_hidden_states or config.output_attentions
         rows_only = kernel_policy.choose("selected_rows_only", self.kernels, False)
-        if self.pooler is None or every_position or not rows_only:
+        pooled = self.pooler is not None
+        if (not pooled and positions is None) or every_position or not rows_only:
             encoded = dict(self({name: inputs[name] for name in INPUT_NAMES}))
             if positions is not None:
                 encoded["last_hidden_state"] = ops.take_along_axis(
@@ -134,15 +136,20 @@ class BertModel(BertPreTrainedModel):
                 )
             return encoded
         embeddings = self.embeddings(inputs["input_ids"], inputs["token_type_ids"])
-        rows = ops.zeros_like(inputs["input_ids"][:, :1])  # [CLS], for the pooler
+        rows = []
+        if pooled:
+            rows.append(ops.zeros_like(inputs["input_ids"][:, :1]))  # [CLS]
         if positions is not None:
-            rows = ops.concatenate([rows, ops.cast(positions, rows.dtype)], axis=1)
+            rows.append(ops.cast(positions, inputs["input_ids"].dtype))
+        rows = rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=1)
         states = self.encoder(
             embeddings, inputs["attention_mask"], output_positions=rows
         )["last_hidden_state"]
-        outputs = {"pooler_output": self.pooler(states)}
+        outputs = {}
+        if pooled:
+            outputs["pooler_output"] = self.pooler(states)
         if positions is not None:
-            outputs["last_hidden_state"] = states[:, 1:]
+            outputs["last_hidden_state"] = states[:, 1:] if pooled else states
         return outputs
 
     def get_config(self):

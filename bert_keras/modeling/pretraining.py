@@ -159,6 +159,10 @@ class BertForMaskedLM(BertPreTrainedModel):
     Outputs: `logits` (batch, seq, vocab). Labels: (batch, seq) token ids,
     -100 at positions that were not masked.
 
+    With `max_predictions_per_seq=P`, as in `BertForPreTraining`, the model
+    also takes `masked_lm_positions` (batch, P): `logits` is (batch, P, vocab)
+    and labels (batch, P), -100 on unused slots; the checkpoint is the same.
+
     Example:
 
     >>> model = BertForMaskedLM.from_pretrained(path)
@@ -170,9 +174,11 @@ class BertForMaskedLM(BertPreTrainedModel):
 
     hf_architecture = "BertForMaskedLM"
 
-    def __init__(self, config=None, **kwargs):
+    def __init__(self, config=None, max_predictions_per_seq=None, **kwargs):
         config = self._prepare_config(config)
         options = layer_options(kwargs)  # dtype and kernels, for every layer
+        if max_predictions_per_seq is not None:
+            self.extra_input_names = ("masked_lm_positions",)
 
         # === Layers ===
         self.bert = BertModel(config, add_pooling_layer=False, name="bert", **options)
@@ -180,7 +186,16 @@ class BertForMaskedLM(BertPreTrainedModel):
 
         # === Functional Model ===
         inputs = bert_inputs()
-        encoded = self.bert(inputs)
+        if max_predictions_per_seq is None:
+            encoded = self.bert(inputs)
+        else:
+            inputs["masked_lm_positions"] = keras.Input(
+                shape=(max_predictions_per_seq,),
+                dtype="int32",
+                name="masked_lm_positions",
+            )
+            # (batch, P, hidden): the last layer and the head run only there.
+            encoded = self.bert.selected_outputs(inputs, inputs["masked_lm_positions"])
         outputs = {
             "logits": ops.cast(
                 self.predictions(encoded["last_hidden_state"]), "float32"
@@ -190,6 +205,14 @@ class BertForMaskedLM(BertPreTrainedModel):
         super().__init__(
             inputs=inputs, outputs=outputs, config=config, **options, **kwargs
         )
+
+        # === Config ===
+        self.max_predictions_per_seq = max_predictions_per_seq
+
+    def get_config(self):
+        config = super().get_config()
+        config["max_predictions_per_seq"] = self.max_predictions_per_seq
+        return config
 
     def task(self):
         return logits_task(self.config.vocab_size, "vocab_size", ignore=True)

@@ -38,13 +38,33 @@ def machine():
 
 
 def header(settings):
-    """The fields every results file starts with: when, how, with what, where."""
+    """The fields every results file starts with: when, how, with what, where.
+
+    Absolute paths in the command and settings are cut (`shareable`): results
+    files are committed and shared.
+    """
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "settings": settings,
+        "command": " ".join(shareable([os.path.basename(sys.executable), *sys.argv])),
+        "settings": shareable(settings),
         "machine": machine(),
     }
+
+
+def shareable(value):
+    """`value` with each absolute path made relative to the repository when
+    inside it, else cut to its last part (dicts and lists too)."""
+    if isinstance(value, dict):
+        return {key: shareable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [shareable(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+        path = os.path.normpath(value)
+        if path.startswith(os.path.abspath(root) + os.sep):
+            return os.path.relpath(path, os.path.abspath(root))
+        return os.path.basename(path)
+    return value
 
 
 def write_json(path, payload, sort_keys=False):

@@ -274,6 +274,23 @@ def replace_embedding_table(embedding, variable):
     embedding.input_dim = int(variable.shape[0])
 
 
+def lora_variables(model):
+    """`{name: variable}` of every LoRA layer's kernel, A and B, as stored.
+
+    Keras' Dense saves its kernel with the LoRA product added and zeroes A
+    and B when it loads one, so a weights file cannot give a LoRA layer back
+    as it was: the base kernel (`Dense._kernel`) and both factors are read
+    here instead. Names are the layer path and the attribute.
+    """
+    found = {}
+    for layer in all_layers(model):
+        if getattr(layer, "lora_enabled", False):
+            found[f"{layer.path}/kernel"] = layer._kernel
+            found[f"{layer.path}/lora_kernel_a"] = layer.lora_kernel_a
+            found[f"{layer.path}/lora_kernel_b"] = layer.lora_kernel_b
+    return found
+
+
 def merge_dense_lora(dense):
     """Folds a `keras.layers.Dense`'s LoRA into its kernel and removes the LoRA.
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from bert_keras.errors import TrainingError
 from bert_keras.keras_private import distribute_strategy
+from bert_keras.keras_private import lora_variables
 from bert_keras.keras_private import set_initial_epoch
 from bert_keras.keras_private import weights_file_bytes
 from bert_keras.training.distribute import is_chief
@@ -21,6 +22,8 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT = re.compile(r"^epoch-(\d{6})$")
 _WEIGHTS = "model.weights.h5"
 _METADATA = "training_metadata.json"
+# LoRA layers' base kernels and factors, which the weights file cannot keep.
+_LORA = "lora_variables.npz"
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -44,6 +47,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     part in collectives). Every worker restores the epoch the chief chose from
     `backup_dir`, which must be on storage all of them read; a worker that
     cannot read it stops them all with a `TrainingError`.
+
+    A model with LoRA adapters (`bert_keras.enable_lora`) resumes with its
+    frozen base kernels and its adapters exactly as they were; Keras' weights
+    file alone would give the kernels with the adapters added in and the
+    adapters at zero.
 
     Args:
         backup_dir: str, directory for the checkpoints (created if needed).
@@ -119,6 +127,19 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             if json.load(f)["epoch"] != epoch:
                 raise ValueError("its metadata names another epoch")
         self.model.load_weights(os.path.join(path, _WEIGHTS))
+        variables = lora_variables(self.model)
+        if variables:
+            lora_file = os.path.join(path, _LORA)
+            if not os.path.isfile(lora_file):
+                raise ValueError(
+                    "the model has LoRA adapters but the backup has none (it "
+                    "was made without them)"
+                )
+            with np.load(lora_file) as stored:
+                if set(stored.files) != set(variables):
+                    raise ValueError("its LoRA layers are not this model's")
+                for name, variable in variables.items():
+                    variable.assign(stored[name])
 
     def _restore_as_the_chief_does(self):
         """Every worker restores the epoch the chief chose, or none trains.
@@ -168,6 +189,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         # Every worker makes the file (reading variables may take part in
         # collectives); only the chief's is written.
         weights = weights_file_bytes(self.model)
+        lora = _npz_bytes(lora_variables(self.model))
         if not self._chief:
             return
         final = os.path.join(self.backup_dir, f"epoch-{done:06d}")
@@ -177,6 +199,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             shutil.rmtree(partial, ignore_errors=True)
             os.makedirs(partial)
             _write(os.path.join(partial, _WEIGHTS), weights)
+            if lora is not None:
+                _write(os.path.join(partial, _LORA), lora)
             _write(
                 os.path.join(partial, _METADATA),
                 json.dumps({"epoch": done}).encode("utf-8"),
@@ -251,6 +275,17 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             "labels, or train in float32; checkpoints written before this step "
             "are intact."
         )
+
+
+def _npz_bytes(variables):
+    """The variables as an in-memory `.npz` (None when there are none)."""
+    if not variables:
+        return None
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in variables.items()})
+    return buffer.getvalue()
 
 
 def _write(path, data):

@@ -49,6 +49,9 @@ setup(
             "evaluate",
             "tokenizers",
             "matplotlib",
+            # TensorBoard logs are written by TensorFlow; this reads them
+            # (`tensorboard --logdir OUT/runs`).
+            "tensorboard",
             "scipy",
             "scikit-learn",
         ],

@@ -1,8 +1,24 @@
 """Command-line pieces the task modules share: training flags and logging."""
 
+import argparse
 import logging
 import math
 import os
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help with each flag's default, unless its help already says it.
+
+    A flag whose default is None or off (store_true) explains in its own help
+    what leaving it out does; "(default: None)" would say nothing.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        # `is`: a default of 0 or 0.0 is shown (0.0 == False).
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
 
 
 def add_training_arguments(
@@ -18,13 +34,46 @@ def add_training_arguments(
     strategy flags (`add_strategy_arguments`). `training_optimizer` builds
     the optimizer they describe.
     """
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--eval-batch-size", type=int, default=eval_batch_size)
-    parser.add_argument("--learning-rate", type=float, default=learning_rate)
-    parser.add_argument("--max-seq-length", type=int, default=max_seq_length)
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
+    parser.add_argument(
+        "--epochs", type=int, default=epochs, help="passes over the training set"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="training examples per batch (global: all devices and workers)",
+    )
+    parser.add_argument(
+        "--eval-batch-size",
+        type=int,
+        default=eval_batch_size,
+        help="examples per batch when predicting the dev set",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=learning_rate,
+        help="peak AdamW learning rate, reached after the warmup",
+    )
+    parser.add_argument(
+        "--max-seq-length",
+        type=int,
+        default=max_seq_length,
+        help="tokens per example, special tokens included; longer text is cut",
+    )
+    parser.add_argument(
+        "--warmup-ratio",
+        type=float,
+        default=0.1,
+        help="fraction of the updates over which the learning rate rises "
+        "linearly from 0 (then it decays linearly to 0)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.01,
+        help="AdamW decoupled weight decay (not on biases and LayerNorm)",
+    )
     parser.add_argument(
         "--gradient-accumulation-steps",
         type=int,
@@ -43,16 +92,46 @@ def add_training_arguments(
         "layer train at --learning-rate, each layer below at D times the one "
         "above, the embeddings at D ** num_layers (default: %(default)s, off)",
     )
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-train-samples", type=int, default=None)
-    parser.add_argument("--max-eval-samples", type=int, default=None)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed of initialization, dropout and shuffling",
+    )
+    parser.add_argument(
+        "--max-train-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on the first N training examples only (default: all)",
+    )
+    parser.add_argument(
+        "--max-eval-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate on the first N dev examples only (default: all)",
+    )
     parser.add_argument(
         "--mixed-precision",
         action="store_true",
         help="train with Keras' mixed_bfloat16 policy",
     )
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None)
-    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="REPO_ID",
+        default=None,
+        help="upload the output directory to this Hub repository when done "
+        "(default: no upload)",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="Keras verbosity: 0 silent, 1 progress bars (training and "
+        "evaluation), 2 one line per epoch",
+    )
     add_output_arguments(parser)
     add_strategy_arguments(parser)
 
@@ -286,8 +365,8 @@ def add_output_arguments(parser):
         "--overwrite-output-dir",
         action="store_true",
         help="start over in an --output-dir that holds an earlier run of this "
-        "command: its outputs and backup are removed first (files the command "
-        "does not write are still refused)",
+        "command: its outputs, checkpoints and backup are removed first (files "
+        "the command does not write are still refused)",
     )
 
 
@@ -301,10 +380,12 @@ def add_strategy_arguments(parser):
         choices=STRATEGIES,
         default="default",
         help="tf.distribute strategy; multiworker reads TF_CONFIG. Batch sizes "
-        "are global (all workers and devices together)",
+        "are global (all workers and devices together) (default: %(default)s)",
     )
     parser.add_argument(
-        "--tpu", default=None, help="TPU name or grpc:// address (--strategy tpu)"
+        "--tpu",
+        default=None,
+        help="TPU name or grpc:// address (--strategy tpu; default: the local TPU)",
     )
     parser.add_argument(
         "--collective-timeout",
@@ -312,7 +393,8 @@ def add_strategy_arguments(parser):
         default=DEFAULT_COLLECTIVE_TIMEOUT,
         metavar="SECONDS",
         help="multiworker: a step waiting longer than this for another worker "
-        "fails (0: wait forever); a killed worker is detected in about 10 s",
+        "fails (0: wait forever); a killed worker is detected in about 10 s "
+        "(default: %(default)s)",
     )
 
 
@@ -333,6 +415,10 @@ RESUMABLE_FLAGS = (
     "collective_timeout",
     # A run started with it resumes without it (the rerun of a kill).
     "overwrite_output_dir",
+    # What a run shows, not what it trains (tasks.observe).
+    "logging_steps",
+    "report_to",
+    "save_total_limit",
 )
 
 

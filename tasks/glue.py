@@ -4,8 +4,11 @@
         [--data-dir DIR] [--epochs 3] [--batch-size 32] [--learning-rate 2e-5]
 
 Writes to OUT: the fine-tuned checkpoint (opens in transformers), tokenizer,
-`results.json`, `predictions.tsv`, a model card `README.md` and
-`training_curves.png`.
+`results.json`, `predictions.tsv`, a model card `README.md`,
+`training_curves.png` (one point per logging step and evaluation),
+TensorBoard logs in `runs/`, transformers' `all_results.json`,
+`train_results.json`, `eval_results.json`, `trainer_state.json`, and with
+--save-steps `checkpoint-STEP/` directories (`tasks.observe`).
 """
 
 import argparse
@@ -16,7 +19,9 @@ import time
 
 import numpy as np
 
+from . import lora_cli
 from .cli import RESUMABLE_FLAGS
+from .cli import HelpFormatter
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
@@ -26,20 +31,43 @@ from .cli import training_optimizer
 from .glue_tasks import TASKS
 from .glue_tasks import get_task
 from .glue_tasks import load_glue
+from .observe import add_observe_arguments
+from .observe import check_observe_arguments
 
 METRICS_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "metrics", "glue"
 )
 logger = logging.getLogger("tasks.glue")
+# What tasks/metrics/glue computes per metric config (the eval_ metrics).
+METRIC_KEYS = {
+    "cola": ("matthews_correlation",),
+    "stsb": ("pearson", "spearmanr"),
+    "mrpc": ("accuracy", "f1"),
+    "qqp": ("accuracy", "f1"),
+}
+# The metric a run picks its best model by unless --metric-for-best-model says.
+MAIN_METRIC = {"cola": "matthews_correlation", "stsb": "pearson", "mrpc": "f1",
+               "qqp": "f1"}  # fmt: skip
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.glue", description=__doc__.splitlines()[0]
+        prog="python -m tasks.glue",
+        description=__doc__.splitlines()[0],
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--task", required=True, help=f"one of {sorted(TASKS)}")
-    parser.add_argument("--model", required=True, help="Hub id or local checkpoint dir")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="Hub id or local checkpoint dir (with its tokenizer) to fine-tune",
+    )
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        help="where the checkpoint, results, logs and predictions go (new, "
+        "empty, or an interrupted run of the same command to resume)",
+    )
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -54,12 +82,25 @@ def parse_args(argv=None):
         learning_rate=2e-5,
         max_seq_length=128,
     )
-    parser.add_argument("--ignore-mismatched-sizes", action="store_true")
+    parser.add_argument(
+        "--ignore-mismatched-sizes",
+        action="store_true",
+        help="start a classifier head whose size differs from --model's (e.g. "
+        "2 labels to MNLI's 3) from scratch instead of refusing it",
+    )
+    add_observe_arguments(parser)
+    lora_cli.add_lora_arguments(parser)
     args = parser.parse_args(argv)
     try:
         args.task = get_task(args.task)
     except ValueError as error:
         parser.error(str(error))
+    check_observe_arguments(
+        parser,
+        args,
+        metrics=(*task_metrics(args.task), "loss"),
+        default_metric=MAIN_METRIC.get(args.task.metric_name, "accuracy"),
+    )
     # At least one token of each sentence; below the special tokens' count,
     # the tokenizer would not truncate at all.
     if args.task.is_pair:
@@ -67,7 +108,13 @@ def parse_args(argv=None):
     else:
         minimum, layout = 3, f"{args.task.name}'s [CLS] text [SEP], 1 token of text,"
     check_training_arguments(parser, args, min_seq_length=minimum, layout=layout)
+    lora_cli.check_lora_arguments(parser, args)
     return args
+
+
+def task_metrics(task):
+    """The metric names a dev evaluation of `task` gives (besides loss)."""
+    return METRIC_KEYS.get(task.metric_name, ("accuracy",))
 
 
 def tokenize(dataset, tokenizer, task, max_seq_length):
@@ -133,6 +180,7 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.data import to_tf_dataset
     from bert_keras.training.distribute import is_chief
 
+    from . import observe
     from . import reporting
     from .resume import finished
     from .resume import resumable
@@ -152,6 +200,13 @@ def fine_tune(args, strategy, out):
                 range(min(args.max_eval_samples, len(splits[split])))
             )
     history = reporting.EpochHistory()
+    chief = is_chief(strategy)
+    step_logger = observe.StepLogger(
+        os.path.join(out, observe.LOG_DIR) if args.report_to == "tensorboard" else None,
+        args.logging_steps,
+        samples_per_epoch=len(splits["train"]),
+        chief=chief,
+    )
     # A killed run, rerun with the same command, resumes after its last
     # finished epoch (OUT/backup, removed when the run completes). Checked
     # before any work: a backup of other flags or inputs is refused at once.
@@ -159,7 +214,12 @@ def fine_tune(args, strategy, out):
     settings["task"] = task.name
     backup_dir = os.path.join(args.output_dir, "backup")
     resume_callbacks, checkpoint = resumable(
-        backup_dir, settings, history, strategy, inputs=glue_inputs(args, splits)
+        backup_dir,
+        settings,
+        history,
+        strategy,
+        inputs=glue_inputs(args, splits),
+        step_log=step_logger,
     )
 
     tokenizer = load_tokenizer(args.model, "--model")
@@ -188,8 +248,12 @@ def fine_tune(args, strategy, out):
         )
         file_order[split] = np.argsort(by_length)
 
+    # A progress bar over the dev batches with --verbose 1.
+    eval_verbose = 1 if args.verbose == 1 else 0
+
     def dev_logits(model, split):
-        return model.predict(dev_ds[split], verbose=0)["logits"][file_order[split]]
+        logits = model.predict(dev_ds[split], verbose=eval_verbose)["logits"]
+        return logits[file_order[split]]
 
     label_maps = {}
     if not task.is_regression:
@@ -210,6 +274,7 @@ def fine_tune(args, strategy, out):
             else "single_label_classification",
             **label_maps,
         )
+        resume_callbacks = lora_cli.apply_lora(model, args, resume_callbacks)
         # total_steps counts optimizer updates (batches / accumulation steps).
         optimizer, total_steps = training_optimizer(
             args, steps_per_epoch, model.config.num_hidden_layers
@@ -222,29 +287,80 @@ def fine_tune(args, strategy, out):
         split: np.asarray(encoded[split]["label"]) for split in task.dev_splits
     }
 
-    class DevScores(keras.callbacks.Callback):
-        """One dev pass per epoch gives both the loss and the task metrics."""
+    def dev_scores(model):
+        """One dev pass gives both the loss and the task metrics."""
+        start = time.perf_counter()
+        logits = dev_logits(model, first_dev)
+        loss = model.task().loss(references[first_dev], {"logits": logits})
+        row = {"eval_loss": float(loss)}
+        for key, value in scores.compute(
+            first_dev, logits, references[first_dev]
+        ).items():
+            row[f"eval_{key}"] = float(value)
+        runtime = time.perf_counter() - start
+        row["eval_runtime"] = runtime
+        row["eval_samples_per_second"] = len(encoded[first_dev]) / max(runtime, 1e-9)
+        row["eval_steps_per_second"] = len(dev_ds[first_dev]) / max(runtime, 1e-9)
+        return row
 
-        def on_epoch_end(self, epoch, logs=None):
-            logits = dev_logits(self.model, first_dev)
-            loss = self.model.task().loss(references[first_dev], {"logits": logits})
-            logs["val_loss"] = float(loss)
-            for key, value in scores.compute(
-                first_dev, logits, references[first_dev]
-            ).items():
-                logs[f"val_{key}"] = value
+    updates_per_epoch = steps_per_epoch / args.gradient_accumulation_steps
+    evaluator = observe.StepEvaluator(
+        step_logger,
+        dev_scores,
+        eval_steps=observe.resolve_steps(args.eval_steps, total_steps),
+        metric=args.metric_for_best_model,
+        greater_is_better=args.greater_is_better,
+        patience=args.early_stopping_patience,
+        threshold=args.early_stopping_threshold,
+        load_best_at_end=args.load_best_model_at_end,
+        verbose=args.verbose,
+    )
+    save_steps = observe.resolve_steps(args.save_steps, total_steps)
 
+    def state():
+        return observe.trainer_state(
+            step_logger,
+            evaluator,
+            output_dir=out,
+            max_steps=total_steps,
+            num_train_epochs=args.epochs,
+            train_batch_size=args.batch_size,
+            eval_steps=evaluator.eval_steps or updates_per_epoch,
+            save_steps=save_steps,
+        )
+
+    def save_checkpoint(directory):
+        # What OUT gets at the end (with a LoRA adapter when training one).
+        model.save_pretrained(directory, tokenizer=tokenizer)
+        lora_cli.save_adapter(model, args, directory)
+
+    step_callbacks = [step_logger, evaluator]
+    if save_steps:
+        step_callbacks.append(
+            observe.StepCheckpoints(
+                out,
+                save_steps,
+                save_checkpoint,
+                state,
+                step_logger,
+                save_total_limit=args.save_total_limit,
+                evaluator=evaluator,
+                # Every worker saves, as at the end: the others into their
+                # temporary `out`, which is removed.
+            )
+        )
     train_start = time.perf_counter()
     model.fit(
         train_ds,
         epochs=args.epochs,
-        callbacks=[StopOnNonFiniteLoss(), DevScores(), history, *resume_callbacks],
+        callbacks=[StopOnNonFiniteLoss(), *step_callbacks, history, *resume_callbacks],
         shuffle=False,  # train_ds reshuffles itself, seeded
         verbose=args.verbose,
     )
     train_time = time.perf_counter() - train_start
     epochs_run = args.epochs - checkpoint.restored_epoch
     model.save_pretrained(out, tokenizer=tokenizer)
+    lora_cli.save_adapter(model, args, out)
     if not is_chief(strategy):
         return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
     # Final scores come from the saved checkpoint in float32, so that
@@ -286,6 +402,7 @@ def fine_tune(args, strategy, out):
             "planned_steps": total_steps,
             "replicas": strategy.num_replicas_in_sync,
             "resumed_after_epoch": checkpoint.restored_epoch,
+            **observe.best_model_results(evaluator),
             "train_examples_per_second": num_train * epochs_run / train_time,
             "dev_examples_per_second": num_eval / max(eval_time, 1e-9),
             "data": reporting.shareable(stats),
@@ -294,9 +411,21 @@ def fine_tune(args, strategy, out):
         }
     )
     reporting.write_json(os.path.join(out, "results.json"), results)
+    epoch = step_logger.epoch_of(step_logger.step)
+    observe.write_trainer_files(
+        out,
+        train=observe.train_results(step_logger, num_train),
+        evaluation=observe.eval_results(
+            {k: v for k, v in results.items() if k.startswith("eval_")},
+            epoch,
+            num_eval,
+            eval_time,
+        ),
+        state=state(),
+    )
     reporting.plot_curves(
         os.path.join(out, "training_curves.png"),
-        history.epochs,
+        step_logger.log_history,
         f"{task.name}: {reporting.shareable(args.model)}",
     )
     card = model_card(
@@ -372,6 +501,11 @@ def hyperparameters(args):
         "mixed_precision": "mixed_bfloat16" if args.mixed_precision else "float32",
         "max_train_samples": args.max_train_samples,
         "strategy": args.strategy,
+        "eval_steps": args.eval_steps or "epoch",
+        "metric_for_best_model": args.metric_for_best_model,
+        "load_best_model_at_end": args.load_best_model_at_end,
+        "early_stopping_patience": args.early_stopping_patience,
+        **lora_cli.lora_hyperparameters(args),
     }
 
 

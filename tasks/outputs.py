@@ -27,10 +27,21 @@ COMMON_OUTPUTS = (
     *sorted(TOKENIZER_FILES),
     "results.json",
     "results.json.tmp",
+    # transformers' result files (tasks.observe.write_trainer_files).
+    "all_results.json",
+    "train_results.json",
+    "eval_results.json",
+    "trainer_state.json",
+    "*_results.json.tmp",
+    "trainer_state.json.tmp",
     "training_curves.png",
     "README.md",
     ".*",
 )
+
+# Directories every task CLI may write: TensorBoard logs and step checkpoints
+# (tasks.observe), the LoRA adapter (tasks.lora_cli).
+COMMON_OUTPUT_DIRS = ("runs", "checkpoint-*", "adapter")
 
 # Per command: `(files it writes besides COMMON_OUTPUTS, its state directory)`.
 # The state directory holds an interrupted run that a rerun resumes.
@@ -76,6 +87,8 @@ def claim_output_dir(path, command, overwrite=False):
         for name in names
         if os.path.isfile(os.path.join(path, name))
         and any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+        or os.path.isdir(os.path.join(path, name))
+        and any(fnmatch.fnmatchcase(name, pattern) for pattern in COMMON_OUTPUT_DIRS)
     ]
     resumable = state in names and os.path.isdir(os.path.join(path, state))
     foreign = [
@@ -91,7 +104,10 @@ def claim_output_dir(path, command, overwrite=False):
         )
     if overwrite:
         for name in own:
-            os.remove(os.path.join(path, name))
+            if os.path.isdir(os.path.join(path, name)):
+                shutil.rmtree(os.path.join(path, name))
+            else:
+                os.remove(os.path.join(path, name))
         if resumable:
             shutil.rmtree(os.path.join(path, state))
         return

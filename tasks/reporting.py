@@ -114,21 +114,36 @@ class EpochHistory(keras.callbacks.Callback):
 
 
 def plot_curves(path, epochs, title):
-    """Draws loss (left) and every other logged metric (right) per epoch."""
+    """Draws training curves: loss, metrics (and learning rate) against time.
+
+    `epochs` is a list of log rows. Rows with a "step" (a `StepLogger`'s
+    `log_history`: one per logging step or evaluation) are drawn against
+    optimizer steps, in three panels: train and eval loss, eval metrics,
+    learning rate. Rows without one (`EpochHistory.epochs`) are drawn per
+    epoch: loss left, every other logged value right.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    xs = [row["epoch"] for row in epochs]
-    keys = sorted({key for row in epochs for key in row if key != "epoch"})
+    by_step = bool(epochs) and all("step" in row for row in epochs)
+    x_key = "step" if by_step else "epoch"
+    skipped = {"epoch", "step", *SUMMARY_KEYS}
+    keys = sorted({key for row in epochs for key in row if key not in skipped})
+    panels = ("loss", "metric", "learning rate") if by_step else ("loss", "metric")
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     for key in keys:
-        ys = [row.get(key) for row in epochs]
-        axis = left if "loss" in key else right
-        axis.plot(xs, ys, marker="o", label=key)
-    for axis, label in ((left, "loss"), (right, "metric")):
-        axis.set_xlabel("epoch")
+        points = [(row[x_key], row[key]) for row in epochs if key in row]
+        if "loss" in key:
+            axis = axes[0]
+        elif key == "learning_rate" and by_step:
+            axis = axes[2]
+        else:
+            axis = axes[1]
+        axis.plot(*zip(*points), marker="o", markersize=3, label=key)
+    for axis, label in zip(axes, panels):
+        axis.set_xlabel("optimizer step" if by_step else "epoch")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
         if axis.lines:
@@ -137,6 +152,18 @@ def plot_curves(path, epochs, title):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+# Log keys that are timings or run summaries, not curves.
+SUMMARY_KEYS = (
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+    "train_runtime",
+    "train_loss",
+    "train_samples_per_second",
+    "train_steps_per_second",
+)
 
 
 def push_directory(directory, repo_id, token=None, commit_message="Upload model"):
@@ -149,6 +176,7 @@ def push_directory(directory, repo_id, token=None, commit_message="Upload model"
         repo_id=repo_id,
         folder_path=directory,
         commit_message=commit_message,
-        # The run's resumable backup (optimizer state included) stays local.
-        ignore_patterns=["backup/*"],
+        # The run's resumable backup (optimizer state included) and step
+        # checkpoints stay local (transformers' Trainer leaves them out too).
+        ignore_patterns=["backup/*", "checkpoint-*"],
     )

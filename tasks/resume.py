@@ -21,7 +21,7 @@ import keras
 from . import reporting
 
 
-def resumable(backup_dir, settings, history, strategy=None, inputs=None):
+def resumable(backup_dir, settings, history, strategy=None, inputs=None, step_log=None):
     """Returns the callbacks that make `fit` resumable in `backup_dir`.
 
     Args:
@@ -34,6 +34,9 @@ def resumable(backup_dir, settings, history, strategy=None, inputs=None):
         inputs: dict, a fingerprint of each input (data files, starting
             checkpoint) by the name a message shows (`fingerprints`); a backup
             made from other inputs is not resumed.
+        step_log: `tasks.observe.StepLogger` or None; its rows (step logs
+            and evaluations) up to the end of each finished epoch are saved
+            with each backup and restored with it.
 
     Returns:
         `(callbacks, checkpoint)`: put `callbacks` after the ones that fill
@@ -46,6 +49,7 @@ def resumable(backup_dir, settings, history, strategy=None, inputs=None):
 
     run_file = os.path.join(backup_dir, "run.json")
     history_file = os.path.join(backup_dir, "history.json")
+    step_log_file = os.path.join(backup_dir, "log_history.json")
     run = json.loads(
         json.dumps({"settings": settings, "inputs": inputs or {}}, default=str)
     )
@@ -86,10 +90,16 @@ def resumable(backup_dir, settings, history, strategy=None, inputs=None):
                     rows = json.load(handle)
             done = checkpoint.restored_epoch
             history.epochs = [row for row in rows if row["epoch"] <= done]
+            if step_log is not None and os.path.isfile(step_log_file):
+                with open(step_log_file, encoding="utf-8") as handle:
+                    steps = json.load(handle)
+                step_log.restore(steps, done)
 
         def on_epoch_end(self, epoch, logs=None):
             if chief:
                 reporting.write_json(history_file, history.epochs)
+                if step_log is not None:
+                    reporting.write_json(step_log_file, step_log.log_history)
 
     return [SaveHistory(), checkpoint], checkpoint
 

@@ -6,8 +6,12 @@
 
 `--eval-file` alone evaluates an already fine-tuned model. OUT receives the
 checkpoint, `predictions.json` (id -> answer, the official format),
-`nbest_predictions.json`, `results.json`, a model card and (after training)
-`training_curves.png`.
+`nbest_predictions.json`, `results.json`, transformers' `all_results.json`
+and `eval_results.json`, a model card and, after training,
+`training_curves.png` (loss, learning rate, EM and F1 per logging step and
+evaluation), TensorBoard logs in `runs/`, `train_results.json`,
+`trainer_state.json` and with --save-steps `checkpoint-STEP/` directories
+(`tasks.observe`).
 """
 
 import argparse
@@ -19,15 +23,19 @@ import time
 
 import numpy as np
 
+from . import lora_cli
 from .cli import AT_LEAST_ONE
 from .cli import FINITE
 from .cli import RESUMABLE_FLAGS
+from .cli import HelpFormatter
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
 from .cli import load_tokenizer
 from .cli import start_strategy
 from .cli import training_optimizer
+from .observe import add_observe_arguments
+from .observe import check_observe_arguments
 from .squad_data import SquadFormatError
 from .squad_data import count_unlocated
 from .squad_data import eval_features
@@ -41,23 +49,78 @@ METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.squad", description=__doc__.splitlines()[0]
+        prog="python -m tasks.squad",
+        description=__doc__.splitlines()[0],
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="Hub id or checkpoint dir")
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--train-file", default=None, help="SQuAD-format JSON")
-    parser.add_argument("--eval-file", default=None, help="SQuAD-format JSON")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="Hub id or checkpoint dir (with its fast tokenizer) to fine-tune "
+        "or evaluate",
+    )
+    parser.add_argument(
+        "--output-dir",
+        required=True,
+        help="where the checkpoint, predictions, results and logs go (new, "
+        "empty, or an interrupted run of the same command to resume)",
+    )
+    parser.add_argument(
+        "--train-file",
+        default=None,
+        help="SQuAD-format JSON to train on (default: --dataset's train split, "
+        "or no training)",
+    )
+    parser.add_argument(
+        "--eval-file",
+        default=None,
+        help="SQuAD-format JSON to evaluate on (default: --dataset's "
+        "validation split, or no evaluation)",
+    )
     parser.add_argument(
         "--dataset",
         default=None,
-        help="Hub dataset (rajpurkar/squad or rajpurkar/squad_v2) when no files",
+        help="Hub dataset (rajpurkar/squad or rajpurkar/squad_v2) for the "
+        "splits no file is given for (default: none)",
     )
-    parser.add_argument("--version-2-with-negative", action="store_true")
-    parser.add_argument("--doc-stride", type=int, default=128)
-    parser.add_argument("--max-query-length", type=int, default=64)
-    parser.add_argument("--n-best-size", type=int, default=20)
-    parser.add_argument("--max-answer-length", type=int, default=30)
-    parser.add_argument("--null-score-diff-threshold", type=float, default=0.0)
+    parser.add_argument(
+        "--version-2-with-negative",
+        action="store_true",
+        help="SQuAD 2.0: questions may have no answer (predicted as the empty "
+        "string when the null score wins)",
+    )
+    parser.add_argument(
+        "--doc-stride",
+        type=int,
+        default=128,
+        help="tokens of overlap between consecutive windows of a long context",
+    )
+    parser.add_argument(
+        "--max-query-length",
+        type=int,
+        default=64,
+        help="questions longer than this many tokens are cut (and counted)",
+    )
+    parser.add_argument(
+        "--n-best-size",
+        type=int,
+        default=20,
+        help="start and end candidates per window kept when searching spans; "
+        "answers kept in nbest_predictions.json",
+    )
+    parser.add_argument(
+        "--max-answer-length",
+        type=int,
+        default=30,
+        help="longest answer span, in tokens",
+    )
+    parser.add_argument(
+        "--null-score-diff-threshold",
+        type=float,
+        default=0.0,
+        help="SQuAD 2.0: predict no answer when the null score beats the best "
+        "span's by more than this",
+    )
     add_training_arguments(
         parser,
         epochs=2,
@@ -66,6 +129,8 @@ def parse_args(argv=None):
         learning_rate=3e-5,
         max_seq_length=384,
     )
+    lora_cli.add_lora_arguments(parser)
+    add_observe_arguments(parser)
     args = parser.parse_args(argv)
     if not (args.train_file or args.eval_file or args.dataset):
         parser.error("give --train-file and/or --eval-file, or --dataset")
@@ -85,7 +150,23 @@ def parse_args(argv=None):
         f"--doc-stride {args.doc_stride} (or lower those two flags)"
     )
     check_training_arguments(parser, args, rules, minimum, layout)
+    lora_cli.check_lora_arguments(parser, args, bool(args.train_file or args.dataset))
+    check_observe_arguments(
+        parser,
+        args,
+        metrics=V2_METRICS if args.version_2_with_negative else V1_METRICS,
+        default_metric="f1",
+        # Evaluations during training need both splits.
+        evaluates=bool(args.train_file or args.dataset)
+        and bool(args.eval_file or args.dataset),
+    )
     return args
+
+
+# The scores tasks/metrics/squad and squad_v2 give (eval_ metrics).
+V1_METRICS = ("exact_match", "f1")
+V2_METRICS = ("exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact",
+              "NoAns_f1", "best_exact", "best_f1")  # fmt: skip
 
 
 def load_split(args, split):
@@ -144,6 +225,7 @@ def fine_tune(args, strategy, out):
     from bert_keras.training.data import to_tf_dataset
     from bert_keras.training.distribute import is_chief
 
+    from . import observe
     from . import reporting
     from .resume import finished
     from .resume import resumable
@@ -177,6 +259,13 @@ def fine_tune(args, strategy, out):
     # last finished epoch (OUT/backup, removed once every output is written).
     # Checked before any work: a backup of other flags or inputs is refused.
     backup_dir = os.path.join(args.output_dir, "backup")
+    chief = is_chief(strategy)
+    step_logger = observe.StepLogger(
+        os.path.join(out, observe.LOG_DIR) if args.report_to == "tensorboard" else None,
+        args.logging_steps,
+        chief=chief,
+    )
+    evaluator = None
     if train_examples is not None:
         settings = {k: v for k, v in vars(args).items() if k not in RESUMABLE_FLAGS}
         resume_callbacks, checkpoint = resumable(
@@ -185,6 +274,7 @@ def fine_tune(args, strategy, out):
             history,
             strategy,
             inputs=squad_inputs(args, hub_data),
+            step_log=step_logger,
         )
     # Over-long questions are cut to --max-query-length tokens (counted).
     if train_examples is not None:
@@ -195,6 +285,7 @@ def fine_tune(args, strategy, out):
         eval_examples, eval_stats["questions_truncated"] = truncate_questions(
             eval_examples, tokenizer, args.max_query_length
         )
+        squad_eval = SquadEvaluation(args, tokenizer, eval_examples, window, evaluate)
 
     with strategy.scope():
         model = bk.BertForQuestionAnswering.from_pretrained(
@@ -228,15 +319,69 @@ def fine_tune(args, strategy, out):
         # Global batches: the step count and schedule are those of one worker.
         # total_steps counts optimizer updates (batches / accumulation steps).
         with strategy.scope():
+            resume_callbacks = lora_cli.apply_lora(model, args, resume_callbacks)
             optimizer, total_steps = training_optimizer(
                 args, int(train_ds.cardinality()), model.config.num_hidden_layers
             )
             model.compile(optimizer=optimizer)
+        step_logger.samples_per_epoch = len(features)
+        step_callbacks = [step_logger]
+        if eval_examples is not None:
+            evaluator = observe.StepEvaluator(
+                step_logger,
+                squad_eval.log_row,
+                eval_steps=observe.resolve_steps(args.eval_steps, total_steps),
+                metric=args.metric_for_best_model,
+                greater_is_better=args.greater_is_better,
+                patience=args.early_stopping_patience,
+                threshold=args.early_stopping_threshold,
+                load_best_at_end=args.load_best_model_at_end,
+                verbose=args.verbose,
+            )
+            step_callbacks.append(evaluator)
+        save_steps = observe.resolve_steps(args.save_steps, total_steps)
+
+        def state():
+            return observe.trainer_state(
+                step_logger,
+                evaluator,
+                output_dir=out,
+                max_steps=total_steps,
+                num_train_epochs=args.epochs,
+                train_batch_size=args.batch_size,
+                eval_steps=evaluator and (evaluator.eval_steps or "epoch"),
+                save_steps=save_steps,
+            )
+
+        def save_checkpoint(directory):
+            # What OUT gets at the end (with a LoRA adapter when training one).
+            model.save_pretrained(directory, tokenizer=tokenizer)
+            lora_cli.save_adapter(model, args, directory)
+
+        if save_steps:
+            step_callbacks.append(
+                observe.StepCheckpoints(
+                    out,
+                    save_steps,
+                    save_checkpoint,
+                    state,
+                    step_logger,
+                    save_total_limit=args.save_total_limit,
+                    evaluator=evaluator,
+                    # Every worker saves, as at the end: the others into their
+                    # temporary `out`, which is removed.
+                )
+            )
         start = time.perf_counter()
         model.fit(
             train_ds,
             epochs=args.epochs,
-            callbacks=[StopOnNonFiniteLoss(), history, *resume_callbacks],
+            callbacks=[
+                StopOnNonFiniteLoss(),
+                *step_callbacks,
+                history,
+                *resume_callbacks,
+            ],
             shuffle=False,
             verbose=args.verbose,
         )
@@ -248,10 +393,13 @@ def fine_tune(args, strategy, out):
         results["steps"] = int(model.optimizer.iterations.numpy())
         results["planned_steps"] = total_steps
         results["resumed_after_epoch"] = checkpoint.restored_epoch
+        if evaluator is not None:
+            results.update(observe.best_model_results(evaluator))
         results["epochs"] = history.epochs
         results["train_loss_per_epoch"] = [row["loss"] for row in history.epochs]
         results["data"]["train"] = train_stats
         model.save_pretrained(out, tokenizer=tokenizer)
+        lora_cli.save_adapter(model, args, out)
         if not is_chief(strategy):
             return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
         # Score the saved checkpoint in float32: what transformers would load.
@@ -262,9 +410,7 @@ def fine_tune(args, strategy, out):
             return {"chief": False}
 
     if eval_examples is not None:
-        results.update(
-            evaluate_squad(args, model, tokenizer, eval_examples, window, evaluate, out)
-        )
+        results.update(squad_eval.final(model, out))
         results["data"]["eval"] = eval_stats
     results["hyperparameters"] = {
         k: v for k, v in vars(args).items() if k not in ("output_dir", "push_to_hub")
@@ -273,10 +419,25 @@ def fine_tune(args, strategy, out):
     results["framework_versions"] = reporting.framework_versions()
     results["replicas"] = strategy.num_replicas_in_sync
     reporting.write_json(os.path.join(out, "results.json"), results)
-    if history.epochs:
+    trained = train_examples is not None
+    epoch = step_logger.epoch_of(step_logger.step) if trained else None
+    observe.write_trainer_files(
+        out,
+        train=observe.train_results(step_logger, len(features)) if trained else None,
+        evaluation=observe.eval_results(
+            {k: v for k, v in results.items() if k in SCORE_KEYS},
+            epoch,
+            results["eval_examples"],
+            results["eval_time_seconds"],
+        )
+        if eval_examples is not None
+        else None,
+        state=state() if trained else None,
+    )
+    if step_logger.log_history:
         reporting.plot_curves(
             os.path.join(out, "training_curves.png"),
-            history.epochs,
+            step_logger.log_history,
             f"SQuAD: {reporting.shareable(args.model)}",
         )
     scores = {k: v for k, v in results.items() if k in SCORE_KEYS}
@@ -324,73 +485,146 @@ SCORE_KEYS = ("exact_match", "f1", "exact", "HasAns_exact", "HasAns_f1",
               "NoAns_exact", "NoAns_f1", "best_exact", "best_f1")  # fmt: skip
 
 
-def evaluate_squad(args, model, tokenizer, examples, window, evaluate, out):
-    from bert_keras.training.data import to_tf_dataset
+class SquadEvaluation:
+    """The dev set's windows, predicted and scored (EM, F1) whenever asked.
 
-    features = examples.map(
-        lambda batch: eval_features(tokenizer, batch, **window),
-        batched=True,
-        remove_columns=examples.column_names,
-        desc="Windows (eval)",
-    )
-    ds = to_tf_dataset(
-        features, args.eval_batch_size, label_column=None,
-        pad_token_id=tokenizer.pad_token_id or 0,
-    )  # fmt: skip
-    start = time.perf_counter()
-    starts, ends = [], []
-    for batch in ds:
-        outputs = model.predict_on_batch(batch)
-        starts.append(_pad(np.asarray(outputs["start_logits"]), args.max_seq_length))
-        ends.append(_pad(np.asarray(outputs["end_logits"]), args.max_seq_length))
-    start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
-    predictions, nbest, null_odds = postprocess(
-        examples,
-        features,
-        start_logits,
-        end_logits,
-        n_best_size=args.n_best_size,
-        max_answer_length=args.max_answer_length,
-        version_2_with_negative=args.version_2_with_negative,
-        null_score_diff_threshold=args.null_score_diff_threshold,
-    )
-    eval_time = time.perf_counter() - start
-    references = [
-        {"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])
-    ]
-    if args.version_2_with_negative:
-        metric = evaluate.load(os.path.join(METRICS_DIR, "squad_v2"))
-        formatted = [
-            {"id": i, "prediction_text": t,
-             "no_answer_probability": float(1 / (1 + np.exp(-null_odds[i])))}
-            for i, t in predictions.items()
-        ]  # fmt: skip
-    else:
-        metric = evaluate.load(os.path.join(METRICS_DIR, "squad"))
-        formatted = [{"id": i, "prediction_text": t} for i, t in predictions.items()]
-    scores = metric.compute(predictions=formatted, references=references)
-    with open(os.path.join(out, "predictions.json"), "w", encoding="utf-8") as handle:
-        json.dump(predictions, handle, indent=2, ensure_ascii=False)
-    with open(
-        os.path.join(out, "nbest_predictions.json"), "w", encoding="utf-8"
-    ) as handle:
-        json.dump(
-            {k: [{key: e[key] for key in ("text", "probability", "start_logit",
-                                           "end_logit")} for e in v]
-             for k, v in nbest.items()},
-            handle, indent=2, ensure_ascii=False,
+    The windows and the metric are prepared once; `log_row` runs during
+    training (`tasks.observe.StepEvaluator`), `final` at the end, which also
+    writes the prediction files.
+    """
+
+    def __init__(self, args, tokenizer, examples, window, evaluate):
+        from bert_keras.training.data import to_tf_dataset
+
+        self.args, self.examples = args, examples
+        self.pad_token_id = tokenizer.pad_token_id or 0
+        self.features = examples.map(
+            lambda batch: eval_features(tokenizer, batch, **window),
+            batched=True,
+            remove_columns=examples.column_names,
+            desc="Windows (eval)",
+        )
+        self.ds = to_tf_dataset(
+            self.features, args.eval_batch_size, label_column=None,
+            pad_token_id=tokenizer.pad_token_id or 0,
         )  # fmt: skip
-    if args.version_2_with_negative:
-        with open(os.path.join(out, "null_odds.json"), "w", encoding="utf-8") as handle:
-            json.dump(null_odds, handle, indent=2)
-    return {
-        **{k: float(v) for k, v in scores.items()},
-        "eval_examples": len(examples),
-        "eval_windows": len(features),
-        "eval_time_seconds": eval_time,
-        "eval_examples_per_second": len(examples) / max(eval_time, 1e-9),
-        "predictions_missing": len(examples) - len(predictions),
-    }
+        self.references = [
+            {"id": i, "answers": a} for i, a in zip(examples["id"], examples["answers"])
+        ]
+        name = "squad_v2" if args.version_2_with_negative else "squad"
+        self.metric = evaluate.load(os.path.join(METRICS_DIR, name))
+
+    def logits(self, model, training):
+        """`(start_logits, end_logits)`, (windows, max_seq_length) float32.
+
+        During training the model lives in the run's strategy: `predict`
+        over batches padded to --max-seq-length spreads them over the
+        replicas and puts the outputs back in order. The final, local model
+        predicts batch by batch, each padded only to its longest window.
+        """
+        length = self.args.max_seq_length
+        verbose = 1 if self.args.verbose == 1 else 0
+        if training:
+            padded = self.ds.map(
+                lambda batch: _pad_features(batch, length, self.pad_token_id)
+            )
+            outputs = model.predict(padded, verbose=verbose)
+            return tuple(
+                np.asarray(outputs[key], np.float32)
+                for key in ("start_logits", "end_logits")
+            )
+        from .observe import EvalProgress
+
+        starts, ends = [], []
+        progress = EvalProgress(len(self.ds), verbose)
+        for batch in self.ds:
+            outputs = model.predict_on_batch(batch)
+            starts.append(_pad(np.asarray(outputs["start_logits"]), length))
+            ends.append(_pad(np.asarray(outputs["end_logits"]), length))
+            progress.update()
+        return np.concatenate(starts), np.concatenate(ends)
+
+    def predict(self, model, training=False):
+        """`(predictions, nbest, null_odds, scores, seconds)` of `model`."""
+        args = self.args
+        start = time.perf_counter()
+        start_logits, end_logits = self.logits(model, training)
+        predictions, nbest, null_odds = postprocess(
+            self.examples,
+            self.features,
+            start_logits,
+            end_logits,
+            n_best_size=args.n_best_size,
+            max_answer_length=args.max_answer_length,
+            version_2_with_negative=args.version_2_with_negative,
+            null_score_diff_threshold=args.null_score_diff_threshold,
+        )
+        seconds = time.perf_counter() - start
+        if args.version_2_with_negative:
+            formatted = [
+                {"id": i, "prediction_text": t,
+                 "no_answer_probability": float(1 / (1 + np.exp(-null_odds[i])))}
+                for i, t in predictions.items()
+            ]  # fmt: skip
+        else:
+            formatted = [
+                {"id": i, "prediction_text": t} for i, t in predictions.items()
+            ]
+        scores = self.metric.compute(predictions=formatted, references=self.references)
+        return predictions, nbest, null_odds, scores, seconds
+
+    def log_row(self, model):
+        """An evaluation's row of the step log: eval_exact_match, eval_f1, ..."""
+        *_, scores, seconds = self.predict(model, training=True)
+        keys = V2_METRICS if self.args.version_2_with_negative else V1_METRICS
+        row = {f"eval_{k}": float(v) for k, v in scores.items() if k in keys}
+        row["eval_runtime"] = seconds
+        row["eval_samples_per_second"] = len(self.examples) / max(seconds, 1e-9)
+        row["eval_steps_per_second"] = len(self.ds) / max(seconds, 1e-9)
+        return row
+
+    def final(self, model, out):
+        """Scores `model`, writes the prediction files to `out`; the results."""
+        predictions, nbest, null_odds, scores, eval_time = self.predict(model)
+        with open(
+            os.path.join(out, "predictions.json"), "w", encoding="utf-8"
+        ) as handle:
+            json.dump(predictions, handle, indent=2, ensure_ascii=False)
+        with open(
+            os.path.join(out, "nbest_predictions.json"), "w", encoding="utf-8"
+        ) as handle:
+            json.dump(
+                {k: [{key: e[key] for key in ("text", "probability", "start_logit",
+                                               "end_logit")} for e in v]
+                 for k, v in nbest.items()},
+                handle, indent=2, ensure_ascii=False,
+            )  # fmt: skip
+        if self.args.version_2_with_negative:
+            with open(
+                os.path.join(out, "null_odds.json"), "w", encoding="utf-8"
+            ) as handle:
+                json.dump(null_odds, handle, indent=2)
+        examples = len(self.examples)
+        return {
+            **{k: float(v) for k, v in scores.items()},
+            "eval_examples": examples,
+            "eval_windows": len(self.features),
+            "eval_time_seconds": eval_time,
+            "eval_examples_per_second": examples / max(eval_time, 1e-9),
+            "predictions_missing": examples - len(predictions),
+        }
+
+
+def _pad_features(batch, length, pad_token_id):
+    """A batch of windows padded to `length` tokens (ids with the pad id)."""
+    import tensorflow as tf
+
+    padded = {}
+    for key, value in batch.items():
+        extra = length - tf.shape(value)[-1]
+        fill = pad_token_id if key == "input_ids" else 0
+        padded[key] = tf.pad(value, [[0, 0], [0, extra]], constant_values=fill)
+    return padded
 
 
 def _pad(logits, length):

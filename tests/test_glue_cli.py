@@ -12,6 +12,7 @@ import transformers
 import bert_keras as bk
 from tasks import glue
 from tests.test_glue_data import ROWS
+from tests.test_observe import tensorboard_scalars
 
 SST2_TRAIN = [
     "a gripping , beautifully acted film \t1",
@@ -67,11 +68,78 @@ def torch_predictions(out, inputs_texts, regression):
     return logits[:, 0] if regression else logits.argmax(-1), model.config
 
 
+# 6 updates per epoch: logs every 2, evaluations and checkpoints at steps 4
+# and 8; no evaluation beats the first by 100, so training stops at step 8
+# and the best of the two is loaded.
+OBSERVE = ("--logging-steps", "2", "--eval-steps", "4", "--save-steps", "4",
+           "--save-total-limit", "1", "--early-stopping-patience", "1",
+           "--early-stopping-threshold", "100", "--load-best-model-at-end")  # fmt: skip
+
+
+def check_observable(out, results, extra):
+    """TensorBoard events, trainer_state.json and transformers' result files."""
+    state = json.loads((out / "trainer_state.json").read_text())
+    steps = results["steps"]
+    assert state["global_step"] == steps
+    logging_steps = state["logging_steps"]
+    logged = [row["step"] for row in state["log_history"] if "loss" in row]
+    expected = list(range(logging_steps, steps + 1, logging_steps))
+    assert logged == expected + ([steps] if steps % logging_steps else [])
+    scalars = tensorboard_scalars(out / "runs")
+    for tag in ("train/loss", "train/learning_rate"):
+        assert [step for step, _ in scalars[tag]] == logged, tag
+    losses = [row["loss"] for row in state["log_history"] if "loss" in row]
+    np.testing.assert_allclose([v for _, v in scalars["train/loss"]], losses, 1e-6)
+    evaluations = [row for row in state["log_history"] if "eval_loss" in row]
+    metric = state["metric_for_best_model"]
+    assert evaluations and [step for step, _ in scalars["eval/loss"]] == [
+        row["step"] for row in evaluations
+    ]
+    assert metric.replace("eval_", "eval/") in scalars
+    final = {k for k in results if k.startswith("eval_")}
+    eval_results = json.loads((out / "eval_results.json").read_text())
+    assert final <= set(eval_results) and eval_results["eval_samples"] > 0
+    train_results = json.loads((out / "train_results.json").read_text())
+    assert train_results["train_samples"] == results["train_examples"]
+    assert np.isfinite(train_results["train_loss"])
+    both = json.loads((out / "all_results.json").read_text())
+    assert both == {**train_results, **eval_results}
+    if "--eval-steps" not in extra:  # one evaluation per epoch, in the epoch logs
+        assert len(evaluations) == len(results["epochs"]) == 2
+        assert all("val_loss" in row for row in results["epochs"])
+        return
+    # OBSERVE: early stopping and the best model.
+    assert [row["step"] for row in evaluations] == [4, 8]
+    assert steps == results["stopped_early_at_step"] == 8 < results["planned_steps"]
+    values = [row[metric] for row in evaluations]
+    best_step = 4 if values[0] >= values[1] else 8
+    assert results["best_step"] == state["best_global_step"] == best_step
+    assert results["loaded_best_model"] is True
+    assert state["best_model_checkpoint"] == f"checkpoint-{best_step}"
+    # At most 1 kept, but never the newest nor the best.
+    kept = sorted(path.name for path in out.glob("checkpoint-*"))
+    assert kept == sorted({"checkpoint-8", f"checkpoint-{best_step}"})
+    from safetensors.numpy import load_file
+
+    best = load_file(out / f"checkpoint-{best_step}" / "model.safetensors")
+    final_weights = load_file(out / "model.safetensors")
+    assert best.keys() == final_weights.keys()
+    for key in best:
+        np.testing.assert_array_equal(best[key], final_weights[key], err_msg=key)
+    saved_state = json.loads(
+        (out / f"checkpoint-{best_step}" / "trainer_state.json").read_text()
+    )
+    assert saved_state["global_step"] == best_step
+    transformers.AutoModelForSequenceClassification.from_pretrained(
+        out / f"checkpoint-{best_step}"
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("task", "extra"),
-    [("sst2", ()), ("sst2", ("--mixed-precision",)), ("mrpc", ()), ("stsb", ()),
-     ("mnli", ())],
+    [("sst2", OBSERVE), ("sst2", ("--mixed-precision",)), ("mrpc", ()),
+     ("stsb", ()), ("mnli", ())],
 )  # fmt: skip
 def test_cli_writes_a_checkpoint_transformers_reproduces(
     task, extra, tiny_checkpoint, glue_dir, tmp_path
@@ -83,6 +151,7 @@ def test_cli_writes_a_checkpoint_transformers_reproduces(
                  "training_curves.png"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
     saved = json.loads((tmp_path / "results.json").read_text())
+    check_observable(tmp_path, saved, extra)
     assert len(saved["train_loss_per_epoch"]) == 2
     assert all(np.isfinite(saved["train_loss_per_epoch"]))
     assert saved["train_examples_per_second"] > 0

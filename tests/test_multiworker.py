@@ -131,8 +131,13 @@ def pretrain_argv(out, max_steps, save_steps, *extra):
 
 
 def files_under(directory):
+    # A TensorBoard event file is named for its time, host and process.
     return sorted(
-        os.path.relpath(os.path.join(root, name), directory)
+        re.sub(
+            r"tfevents\..*",
+            "tfevents",
+            os.path.relpath(os.path.join(root, name), directory),
+        )
         for root, _, names in os.walk(directory)
         for name in names
     )

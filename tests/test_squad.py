@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import assert_outputs_close
 from conftest import torch_outputs
+from test_observe import tensorboard_scalars
 
 import bert_keras as bk
 from tasks import squad
@@ -176,12 +177,34 @@ def test_cli_trains_evaluates_and_saves_what_transformers_reproduces(
          "--eval-file", f"{SAMPLES}/squad_v1_sample.json",
          "--max-train-samples", "40", "--max-eval-samples", "30",
          "--epochs", "1", "--batch-size", "8", "--max-seq-length", "96",
-         "--doc-stride", "32", "--max-query-length", "32", "--verbose", "0"]
+         "--doc-stride", "32", "--max-query-length", "32", "--verbose", "0",
+         "--logging-steps", "4", "--eval-steps", "0.5"]
     )  # fmt: skip
     for name in ("config.json", "model.safetensors", "predictions.json",
                  "nbest_predictions.json", "results.json", "README.md",
-                 "training_curves.png"):  # fmt: skip
+                 "training_curves.png", "trainer_state.json", "all_results.json",
+                 "eval_results.json", "train_results.json"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
+    # Step logs and EM/F1 evaluations (--eval-steps 0.5: twice) in TensorBoard.
+    steps = results["steps"]
+    scalars = tensorboard_scalars(tmp_path / "runs")
+    logged = list(range(4, steps + 1, 4)) + ([steps] if steps % 4 else [])
+    assert [step for step, _ in scalars["train/loss"]] == logged
+    assert [step for step, _ in scalars["train/learning_rate"]] == logged
+    middle = -(-steps // 2)
+    evaluated = [step for step in (middle, 2 * middle) if step <= steps]
+    for tag in ("eval/f1", "eval/exact_match"):
+        assert [step for step, _ in scalars[tag]] == evaluated, tag
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    evaluations = [row for row in state["log_history"] if "eval_f1" in row]
+    assert [row["eval_f1"] for row in evaluations] == pytest.approx(
+        [value for _, value in scalars["eval/f1"]]
+    )
+    assert state["best_metric"] == max(row["eval_f1"] for row in evaluations)
+    assert state["metric_for_best_model"] == results["metric_for_best_model"]
+    both = json.loads((tmp_path / "all_results.json").read_text())
+    assert both["eval_f1"] == pytest.approx(results["f1"])
+    assert {"eval_exact_match", "train_loss", "train_runtime"} <= set(both)
     predictions = json.loads((tmp_path / "predictions.json").read_text())
     assert len(predictions) == 30 == results["eval_examples"]
     assert 0 <= results["f1"] <= 100 and "exact_match" in results
@@ -210,6 +233,12 @@ def test_cli_evaluates_v2_without_training(tiny_checkpoint, tmp_path):
     )  # fmt: skip
     assert {"exact", "f1", "HasAns_f1", "NoAns_f1", "best_f1"} <= set(results)
     assert (tmp_path / "null_odds.json").is_file()
+    # Evaluation only: transformers' eval files, no training ones.
+    evaluation = json.loads((tmp_path / "eval_results.json").read_text())
+    assert evaluation["eval_f1"] == pytest.approx(results["f1"])
+    assert evaluation["eval_samples"] == 40
+    assert not (tmp_path / "train_results.json").exists()
+    assert not (tmp_path / "trainer_state.json").exists()
     assert len(json.loads((tmp_path / "predictions.json").read_text())) == 40
 
 

@@ -27,6 +27,7 @@ import sys
 import time
 
 from .cli import AT_LEAST_ONE
+from .cli import HelpFormatter
 from .cli import NON_NEGATIVE
 from .cli import POSITIVE
 from .cli import PROBABILITY
@@ -38,6 +39,8 @@ from .cli import check_min_seq_length
 from .cli import check_model_positions
 from .cli import load_tokenizer
 from .cli import model_max_positions
+from .observe_flags import add_observe_arguments
+from .observe_flags import check_observe_arguments
 
 SMALL_BERT = {
     "hidden_size": 256,
@@ -52,7 +55,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m tasks.pretrain",
         description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--corpus",
@@ -171,6 +174,7 @@ def parse_args(argv=None):
         choices=(0, 1, 2),
         help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per round",
     )
+    add_observe_arguments(parser, save_steps=False, evaluation=False)
     add_output_arguments(parser)
     add_strategy_arguments(parser)
     parser.add_argument(
@@ -196,6 +200,7 @@ def parse_args(argv=None):
             "--line-by-line. Received: --line-by-line without --mlm-only"
         )
     check_pretraining_arguments(parser, args)
+    check_observe_arguments(parser, args)
     if args.warmup_steps is None:
         args.warmup_steps = args.max_steps // 10
     return args
@@ -318,6 +323,13 @@ def load_documents(files):
         else:
             documents.extend(bert_format_documents(lines))
     return documents
+
+
+def round_metric_name(key, mlm_only):
+    """A round's Keras metric as the step log names it (mlm_accuracy, ...)."""
+    if mlm_only and key == "accuracy":
+        return "mlm_accuracy"  # BertForMaskedLM's own name is "accuracy"
+    return key
 
 
 def build_model(args, tokenizer):
@@ -450,6 +462,7 @@ def pretrain(args, strategy, out):
     from bert_keras.training.distribute import worker_count
     from bert_keras.training.optimization import create_optimizer
 
+    from . import observe
     from . import reporting
 
     keras.utils.set_random_seed(args.seed)
@@ -501,12 +514,49 @@ def pretrain(args, strategy, out):
         with open(history_path) as handle:
             history.epochs = json.load(handle)
 
+    chief = is_chief(strategy)
+    per_data_epoch = corpus_stats["instances"] / args.batch_size
+    step_logger = observe.StepLogger(
+        os.path.join(out, observe.LOG_DIR) if args.report_to == "tensorboard" else None,
+        observe.resolve_steps(
+            args.logging_steps,
+            args.max_steps,
+            min(observe.default_logging_steps(per_data_epoch), args.save_steps),
+        ),
+        samples_per_epoch=corpus_stats["instances"],
+        chief=chief,
+        updates_per_epoch=per_data_epoch,  # rows' epoch: passes over the data
+        total_steps=args.max_steps,
+    )
+    step_log_path = os.path.join(work, "log_history.json")
+    checkpoint = ResumableCheckpoint(
+        os.path.join(args.output_dir, "work", "backup"), keep=2
+    )
+
     class SaveHistory(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            # After the restore: the rows of the rounds the backup holds.
+            if os.path.isfile(step_log_path):
+                with open(step_log_path) as handle:
+                    rows = json.load(handle)
+                done = checkpoint.restored_epoch * args.save_steps
+                step_logger.log_history = [r for r in rows if r["step"] <= done]
+
         def on_epoch_end(self, epoch, logs=None):
             history.epochs = [
                 row for row in history.epochs if row["epoch"] <= epoch + 1
             ]
+            # Each round's metrics (MLM accuracy, ...) on the step curves too.
+            step_logger.log(
+                {
+                    round_metric_name(key, args.mlm_only): value
+                    for key, value in (logs or {}).items()
+                    if key != "loss"
+                },
+                (epoch + 1) * args.save_steps,
+            )
             reporting.write_json(history_path, history.epochs)
+            reporting.write_json(step_log_path, step_logger.log_history)
 
     class Throughput(keras.callbacks.Callback):
         """Steps and seconds of this process (after any restore)."""
@@ -525,12 +575,11 @@ def pretrain(args, strategy, out):
         epochs=epochs,
         steps_per_epoch=args.save_steps,
         callbacks=[
+            step_logger,
             # Before the checkpoint: a step with a NaN loss is never saved.
             StopOnNonFiniteLoss(),
             # Read by every worker, written by the chief.
-            ResumableCheckpoint(
-                os.path.join(args.output_dir, "work", "backup"), keep=2
-            ),
+            checkpoint,
             history,
             SaveHistory(),
             throughput,
@@ -575,10 +624,24 @@ def pretrain(args, strategy, out):
         # The share of the more frequent next-sentence label (about 0.5).
         results["nsp_baseline_accuracy"] = corpus_stats["nsp_baseline_accuracy"]
     reporting.write_json(os.path.join(out, "results.json"), results)
+    observe.write_trainer_files(
+        out,
+        train=observe.train_results(step_logger, corpus_stats["instances"]),
+        state=observe.trainer_state(
+            step_logger,
+            output_dir=out,
+            max_steps=args.max_steps,
+            num_train_epochs=step_logger.epoch_of(args.max_steps),
+            train_batch_size=args.batch_size,
+            save_steps=args.save_steps,
+        ),
+    )
     objective = "MLM" if args.mlm_only else "MLM + NSP"
-    if history.epochs:
+    if step_logger.log_history:
         reporting.plot_curves(
-            os.path.join(out, "training_curves.png"), history.epochs, objective
+            os.path.join(out, "training_curves.png"),
+            step_logger.log_history,
+            objective,
         )
     objective = (
         "masked LM" if args.mlm_only else "masked LM and next-sentence prediction"

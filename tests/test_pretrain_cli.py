@@ -14,6 +14,7 @@ from conftest import assert_outputs_close
 from conftest import torch_outputs
 
 import bert_keras as bk
+from tests.test_observe import tensorboard_scalars
 
 # Every test runs the CLI end to end (tens of seconds each).
 pytestmark = pytest.mark.slow
@@ -58,8 +59,21 @@ def test_pretraining_run_writes_a_checkpoint_transformers_reproduces(tmp_path):
     assert [row["epoch"] for row in results["epochs"]] == [1, 2]
     assert {"loss", "mlm_accuracy", "nsp_accuracy"} <= set(results["epochs"][-1])
     for name in ("config.json", "model.safetensors", "tokenizer.json",
-                 "results.json", "README.md", "training_curves.png"):  # fmt: skip
+                 "results.json", "README.md", "training_curves.png",
+                 "all_results.json", "train_results.json",
+                 "trainer_state.json"):  # fmt: skip
         assert (tmp_path / name).is_file(), name
+    # TensorBoard: loss and rate every --save-steps at most (a tenth of a pass
+    # over the data is more), each round's MLM/NSP accuracy.
+    scalars = tensorboard_scalars(tmp_path / "runs")
+    assert [step for step, _ in scalars["train/loss"]] == [10, 20]
+    rates = [value for _, value in scalars["train/learning_rate"]]
+    assert rates[0] > rates[-1] >= 0  # linear decay after 2 warmup steps
+    assert [step for step, _ in scalars["train/mlm_accuracy"]] == [10, 20]
+    assert "train/nsp_accuracy" in scalars
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 20 and state["max_steps"] == 20
+    assert state["log_history"][-1]["train_loss"] > 0
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
     theirs, info = transformers.BertForPreTraining.from_pretrained(

@@ -304,17 +304,7 @@ def fine_tune(args, strategy, out):
         return row
 
     updates_per_epoch = steps_per_epoch / args.gradient_accumulation_steps
-    evaluator = observe.StepEvaluator(
-        step_logger,
-        dev_scores,
-        eval_steps=observe.resolve_steps(args.eval_steps, total_steps),
-        metric=args.metric_for_best_model,
-        greater_is_better=args.greater_is_better,
-        patience=args.early_stopping_patience,
-        threshold=args.early_stopping_threshold,
-        load_best_at_end=args.load_best_model_at_end,
-        verbose=args.verbose,
-    )
+    evaluator = observe.evaluator_from_flags(step_logger, dev_scores, args, total_steps)
     save_steps = observe.resolve_steps(args.save_steps, total_steps)
 
     def state():

@@ -410,6 +410,28 @@ class StepEvaluator(keras.callbacks.Callback):
         return self.load_best_at_end and self.best_weights is not None
 
 
+def evaluator_from_flags(step_logger, evaluate, args, total_steps):
+    """The `StepEvaluator` the observe flags (`add_observe_arguments`) describe.
+
+    Args:
+        step_logger: the run's `StepLogger`.
+        evaluate: callable `(model) -> dict` of eval_* values.
+        args: the checked flags (`check_observe_arguments`).
+        total_steps: int, the run's planned optimizer updates (for fractions).
+    """
+    return StepEvaluator(
+        step_logger,
+        evaluate,
+        eval_steps=resolve_steps(args.eval_steps, total_steps),
+        metric=args.metric_for_best_model,
+        greater_is_better=args.greater_is_better,
+        patience=args.early_stopping_patience,
+        threshold=args.early_stopping_threshold,
+        load_best_at_end=args.load_best_model_at_end,
+        verbose=args.verbose,
+    )
+
+
 class EvalProgress:
     """A Keras progress bar over evaluation batches, shown when verbose is 1."""
 

@@ -27,11 +27,11 @@ import sys
 import time
 
 from .cli import AT_LEAST_ONE
-from .cli import HelpFormatter
 from .cli import NON_NEGATIVE
 from .cli import POSITIVE
 from .cli import PROBABILITY
 from .cli import SEED
+from .cli import HelpFormatter
 from .cli import add_output_arguments
 from .cli import add_strategy_arguments
 from .cli import check_flags

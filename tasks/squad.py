@@ -327,16 +327,8 @@ def fine_tune(args, strategy, out):
         step_logger.samples_per_epoch = len(features)
         step_callbacks = [step_logger]
         if eval_examples is not None:
-            evaluator = observe.StepEvaluator(
-                step_logger,
-                squad_eval.log_row,
-                eval_steps=observe.resolve_steps(args.eval_steps, total_steps),
-                metric=args.metric_for_best_model,
-                greater_is_better=args.greater_is_better,
-                patience=args.early_stopping_patience,
-                threshold=args.early_stopping_threshold,
-                load_best_at_end=args.load_best_model_at_end,
-                verbose=args.verbose,
+            evaluator = observe.evaluator_from_flags(
+                step_logger, squad_eval.log_row, args, total_steps
             )
             step_callbacks.append(evaluator)
         save_steps = observe.resolve_steps(args.save_steps, total_steps)
@@ -349,7 +341,9 @@ def fine_tune(args, strategy, out):
                 max_steps=total_steps,
                 num_train_epochs=args.epochs,
                 train_batch_size=args.batch_size,
-                eval_steps=evaluator and (evaluator.eval_steps or "epoch"),
+                # transformers' field is a number: an epoch's updates by default.
+                eval_steps=evaluator
+                and (evaluator.eval_steps or total_steps / args.epochs),
                 save_steps=save_steps,
             )
 

@@ -305,40 +305,15 @@ def fine_tune(args, strategy, out):
 
     updates_per_epoch = steps_per_epoch / args.gradient_accumulation_steps
     evaluator = observe.evaluator_from_flags(step_logger, dev_scores, args, total_steps)
-    save_steps = observe.resolve_steps(args.save_steps, total_steps)
-
-    def state():
-        return observe.trainer_state(
-            step_logger,
-            evaluator,
-            output_dir=out,
-            max_steps=total_steps,
-            num_train_epochs=args.epochs,
-            train_batch_size=args.batch_size,
-            eval_steps=evaluator.eval_steps or updates_per_epoch,
-            save_steps=save_steps,
-        )
-
-    def save_checkpoint(directory):
-        # What OUT gets at the end (with a LoRA adapter when training one).
-        model.save_pretrained(directory, tokenizer=tokenizer)
-        lora_cli.save_adapter(model, args, directory)
-
-    step_callbacks = [step_logger, evaluator]
-    if save_steps:
-        step_callbacks.append(
-            observe.StepCheckpoints(
-                out,
-                save_steps,
-                save_checkpoint,
-                state,
-                step_logger,
-                save_total_limit=args.save_total_limit,
-                evaluator=evaluator,
-                # Every worker saves, as at the end: the others into their
-                # temporary `out`, which is removed.
-            )
-        )
+    step_callbacks, state = observe.step_callbacks(
+        step_logger,
+        evaluator,
+        args,
+        out=out,
+        total_steps=total_steps,
+        updates_per_epoch=updates_per_epoch,
+        save=lambda directory: lora_cli.save_model(model, tokenizer, args, directory),
+    )
     train_start = time.perf_counter()
     model.fit(
         train_ds,
@@ -349,8 +324,7 @@ def fine_tune(args, strategy, out):
     )
     train_time = time.perf_counter() - train_start
     epochs_run = args.epochs - checkpoint.restored_epoch
-    model.save_pretrained(out, tokenizer=tokenizer)
-    lora_cli.save_adapter(model, args, out)
+    lora_cli.save_model(model, tokenizer, args, out)
     if not is_chief(strategy):
         return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
     # Final scores come from the saved checkpoint in float32, so that

@@ -220,6 +220,12 @@ def apply_lora(model, args, resume_callbacks):
     return list(resume_callbacks)
 
 
+def save_model(model, tokenizer, args, directory):
+    """The run's checkpoint in `directory`, with OUT/adapter when training LoRA."""
+    model.save_pretrained(directory, tokenizer=tokenizer)
+    save_adapter(model, args, directory)
+
+
 def save_adapter(model, args, out):
     """Writes the PEFT adapter to OUT/adapter (nothing when LoRA is off).
 

@@ -39,12 +39,12 @@ from .observe_flags import check_observe_arguments  # noqa: F401
 from .observe_flags import default_logging_steps
 from .observe_flags import resolve_steps
 from .run_files import CHECKPOINT_PREFIX  # noqa: F401
-from .run_files import StepCheckpoints  # noqa: F401
+from .run_files import StepCheckpoints
 from .run_files import best_model_results  # noqa: F401
 from .run_files import checkpoints  # noqa: F401
 from .run_files import eval_results  # noqa: F401
 from .run_files import train_results  # noqa: F401
-from .run_files import trainer_state  # noqa: F401
+from .run_files import trainer_state
 from .run_files import write_trainer_files  # noqa: F401
 
 logger = logging.getLogger("tasks.observe")
@@ -430,6 +430,59 @@ def evaluator_from_flags(step_logger, evaluate, args, total_steps):
         load_best_at_end=args.load_best_model_at_end,
         verbose=args.verbose,
     )
+
+
+def step_callbacks(
+    step_logger, evaluator, args, *, out, total_steps, updates_per_epoch, save
+):
+    """The step logger, evaluator and --save-steps checkpoints of a run.
+
+    Args:
+        step_logger: the run's `StepLogger`.
+        evaluator: its `StepEvaluator`, or None (a run without evaluation).
+        args: the checked flags (--save-steps, --save-total-limit, --epochs,
+            --batch-size).
+        out: str, the output directory (checkpoint-STEP goes there).
+        total_steps: int, the run's planned optimizer updates.
+        updates_per_epoch: number, for trainer_state.json's eval_steps when
+            evaluating at each epoch end.
+        save: callable `(directory)` writing a checkpoint.
+
+    Returns:
+        `(callbacks, state)`: the callbacks for `fit`, and a callable giving
+        the run's `trainer_state` dict.
+    """
+    save_steps = resolve_steps(args.save_steps, total_steps)
+
+    def state():
+        return trainer_state(
+            step_logger,
+            evaluator,
+            output_dir=out,
+            max_steps=total_steps,
+            num_train_epochs=args.epochs,
+            train_batch_size=args.batch_size,
+            # transformers' field is a number: an epoch's updates by default.
+            eval_steps=evaluator and (evaluator.eval_steps or updates_per_epoch),
+            save_steps=save_steps,
+        )
+
+    callbacks = [step_logger] + ([evaluator] if evaluator is not None else [])
+    if save_steps:
+        # Every worker saves, as at the end: the others into their temporary
+        # `out`, which is removed.
+        callbacks.append(
+            StepCheckpoints(
+                out,
+                save_steps,
+                save,
+                state,
+                step_logger,
+                save_total_limit=args.save_total_limit,
+                evaluator=evaluator,
+            )
+        )
+    return callbacks, state
 
 
 class EvalProgress:

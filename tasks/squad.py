@@ -325,47 +325,19 @@ def fine_tune(args, strategy, out):
             )
             model.compile(optimizer=optimizer)
         step_logger.samples_per_epoch = len(features)
-        step_callbacks = [step_logger]
         if eval_examples is not None:
             evaluator = observe.evaluator_from_flags(
                 step_logger, squad_eval.log_row, args, total_steps
             )
-            step_callbacks.append(evaluator)
-        save_steps = observe.resolve_steps(args.save_steps, total_steps)
-
-        def state():
-            return observe.trainer_state(
-                step_logger,
-                evaluator,
-                output_dir=out,
-                max_steps=total_steps,
-                num_train_epochs=args.epochs,
-                train_batch_size=args.batch_size,
-                # transformers' field is a number: an epoch's updates by default.
-                eval_steps=evaluator
-                and (evaluator.eval_steps or total_steps / args.epochs),
-                save_steps=save_steps,
-            )
-
-        def save_checkpoint(directory):
-            # What OUT gets at the end (with a LoRA adapter when training one).
-            model.save_pretrained(directory, tokenizer=tokenizer)
-            lora_cli.save_adapter(model, args, directory)
-
-        if save_steps:
-            step_callbacks.append(
-                observe.StepCheckpoints(
-                    out,
-                    save_steps,
-                    save_checkpoint,
-                    state,
-                    step_logger,
-                    save_total_limit=args.save_total_limit,
-                    evaluator=evaluator,
-                    # Every worker saves, as at the end: the others into their
-                    # temporary `out`, which is removed.
-                )
-            )
+        step_callbacks, state = observe.step_callbacks(
+            step_logger,
+            evaluator,
+            args,
+            out=out,
+            total_steps=total_steps,
+            updates_per_epoch=total_steps / args.epochs,
+            save=lambda d: lora_cli.save_model(model, tokenizer, args, d),
+        )
         start = time.perf_counter()
         model.fit(
             train_ds,
@@ -392,8 +364,7 @@ def fine_tune(args, strategy, out):
         results["epochs"] = history.epochs
         results["train_loss_per_epoch"] = [row["loss"] for row in history.epochs]
         results["data"]["train"] = train_stats
-        model.save_pretrained(out, tokenizer=tokenizer)
-        lora_cli.save_adapter(model, args, out)
+        lora_cli.save_model(model, tokenizer, args, out)
         if not is_chief(strategy):
             return {"chief": False, "steps": int(model.optimizer.iterations.numpy())}
         # Score the saved checkpoint in float32: what transformers would load.

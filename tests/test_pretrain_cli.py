@@ -253,3 +253,51 @@ def test_mlm_only_run_continues_from_a_checkpoint(tiny_checkpoint, tmp_path):
     )
     assert all("pooler" in k or "classifier" in k for k in info["missing_keys"])
     assert info["missing_keys"]
+
+
+def test_masked_lm_learns_from_the_unmasked_tokens(tmp_path):
+    """The whole pipeline (tokenizer, instances, dynamic masks, masked-rows
+    head, loss) lets the model read the context: on lines alternating a word
+    and its partner (25 fixed pairs), a masked word is predicted from its
+    neighbours, far above the unigram rate, and not from a line of random
+    words. Training that sees the masked words (masks not applied) or a model
+    blind to its context would stay near the unigram rate (1 in 50)."""
+    from tasks import pretrain
+
+    words = [a + b for a in "bdgklmnprst" for b in "aeiou"][:50]
+    rng = np.random.RandomState(0)
+    pairs = rng.randint(25, size=1000)
+    lines = [" ".join([words[2 * p], words[2 * p + 1]] * 4) for p in pairs]
+    corpus = tmp_path / "pairs.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    pretrain.main(
+        ["--corpus", str(corpus), "--output-dir", str(out), "--vocab-size", "200",
+         "--config", '{"hidden_size": 32, "num_hidden_layers": 1, '
+         '"num_attention_heads": 2, "intermediate_size": 64}',
+         "--mlm-only", "--line-by-line", "--max-seq-length", "16",
+         "--max-predictions-per-seq", "3", "--max-steps", "200", "--save-steps",
+         "200", "--batch-size", "32", "--learning-rate", "3e-3", "--dupe-factor",
+         "1", "--seed", "1", "--verbose", "0"]
+    )  # fmt: skip
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    model = bk.BertForMaskedLM.from_pretrained(out)
+
+    def accuracy(in_pairs):
+        picks = rng.randint(50, size=(128, 10))
+        if in_pairs:
+            picks[:] = 2 * (picks[:, :1] // 2) + np.arange(10) % 2
+        batch = tokenizer(
+            [" ".join(words[i] for i in row) for row in picks], return_tensors="np"
+        )
+        ids = batch["input_ids"]
+        assert ids.shape[1] == 12  # every word is one token
+        where = rng.randint(1, 11, size=len(ids))
+        gold = ids[np.arange(len(ids)), where].copy()
+        ids[np.arange(len(ids)), where] = tokenizer.mask_token_id
+        logits = np.asarray(model(dict(batch))["logits"])
+        return np.mean(logits[np.arange(len(ids)), where].argmax(-1) == gold)
+
+    in_context, other_words = accuracy(True), accuracy(False)
+    assert in_context > 0.25 and other_words < 0.1, (in_context, other_words)

@@ -51,6 +51,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--baseline", help="compare with this checkpoint instead of random weights"
     )
+    parser.add_argument(
+        "--random-initializer-range",
+        type=float,
+        help="draw the random weights with this std instead of the config's",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="GLUE layout")
     parser.add_argument("--train-samples", type=int, default=8000)
@@ -107,18 +112,29 @@ def write_corpus(args):
     return written
 
 
-def random_checkpoint(pretrained, seed, path):
-    """Same config and tokenizer as `pretrained`, weights drawn with `seed`."""
+def random_checkpoint(pretrained, seed, path, initializer_range=None):
+    """Same config and tokenizer as `pretrained`, weights drawn with `seed`
+    (with `initializer_range` instead of the config's, if given)."""
     code = (
         "import sys, keras, bert_keras as bk\n"
-        "src, seed, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
-        "keras.utils.set_random_seed(seed)\n"
+        "src, seed, out, std = sys.argv[1:5]\n"
+        "keras.utils.set_random_seed(int(seed))\n"
         "config = bk.BertConfig.from_pretrained(src)\n"
+        "if std != 'config':\n"
+        "    config.initializer_range = float(std)\n"
         "model = bk.BertForPreTraining(config)\n"
         "model.save_pretrained(out, tokenizer=bk.AutoTokenizer.from_pretrained(src))\n"
     )
     processes.run_logged(
-        [sys.executable, "-c", code, pretrained, str(seed), path],
+        [
+            sys.executable,
+            "-c",
+            code,
+            pretrained,
+            str(seed),
+            path,
+            "config" if initializer_range is None else str(initializer_range),
+        ],
         f"{path}.log",
         f"drawing random weights (seed {seed})",
     )
@@ -183,7 +199,9 @@ def main(argv=None):
             baseline_dir = args.baseline
             if not args.baseline:
                 baseline_dir = os.path.join(work_dir, f"random_init_seed{seed}")
-                random_checkpoint(args.pretrained, seed, baseline_dir)
+                random_checkpoint(
+                    args.pretrained, seed, baseline_dir, args.random_initializer_range
+                )
             for init, model_dir in (
                 ("pretrained", args.pretrained),
                 (baseline, baseline_dir),

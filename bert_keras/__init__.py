@@ -25,6 +25,7 @@ from bert_keras.modeling.pretraining import BertForPreTraining
 from bert_keras.modeling.question_answering import BertForQuestionAnswering
 from bert_keras.pipelines import pipeline
 from bert_keras.serving import export
+from bert_keras.serving.predictor import Predictor
 from bert_keras.training.distribute import make_strategy
 from bert_keras.version import __version__
 
@@ -46,6 +47,7 @@ __all__ = [
     "InputError",
     "InvalidInputError",
     "ModelOutput",
+    "Predictor",
     "TrainingError",
     "UnsafeCheckpointError",
     "WorkerLostError",

@@ -8,6 +8,8 @@ change saved.
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
 _MASKED_SCORE = -3.4028235e38  # float32's minimum, as transformers adds
@@ -45,10 +47,27 @@ def fast_attention(query, key, value, attention_mask, *, num_heads, dropout, tra
     key = split_heads(key, seq, (0, 2, 3, 1))  # (batch, heads, head_size, seq)
     value = split_heads(value, seq, (0, 2, 1, 3))
 
+    context, probs = attend(
+        query, key, value, attention_mask, dropout=dropout, training=training
+    )
+    context = ops.transpose(context, (0, 2, 1, 3))  # (batch, rows, heads, head_size)
+    return ops.reshape(context, (batch, rows, hidden)), probs
+
+
+def attend(query, key, value, attention_mask, *, dropout, training, keys_last=True):
+    """softmax(q k / sqrt(d) + mask) v over (batch, heads, ...) tensors.
+
+    `key` is (batch, heads, head_size, seq) when `keys_last`, else
+    (batch, heads, seq, head_size), multiplied transposed in the product.
+    Returns the context (batch, heads, rows, head_size) and the probabilities.
+    """
     # Scaled after the product, masked by an additive bias: oneDNN fuses the
     # three, and the backward pass has nothing to select.
-    scale = 1.0 / math.sqrt(head_size)
-    scores = ops.matmul(query, key)  # (batch, heads, rows, seq)
+    scale = 1.0 / math.sqrt(ops.shape(query)[-1])
+    if keys_last:
+        scores = ops.matmul(query, key)  # (batch, heads, rows, seq)
+    else:
+        scores = tf.linalg.matmul(query, key, transpose_b=True)
     if keras.backend.standardize_dtype(scores.dtype) == "bfloat16":
         bias = ops.where(attention_mask, 0.0, _MASKED_SCORE_BFLOAT16)
         scores = scores * ops.cast(scale, "bfloat16") + ops.cast(bias, "bfloat16")
@@ -58,10 +77,35 @@ def fast_attention(query, key, value, attention_mask, *, num_heads, dropout, tra
         bias = ops.where(attention_mask, 0.0, _MASKED_SCORE)
         scores = ops.cast(scores, "float32") * scale + bias
         probs = ops.cast(ops.softmax(scores, axis=-1), query.dtype)
+    return ops.matmul(dropout(probs, training=training), value), probs
 
-    context = ops.matmul(dropout(probs, training=training), value)
-    context = ops.transpose(context, (0, 2, 1, 3))  # (batch, rows, heads, head_size)
-    return ops.reshape(context, (batch, rows, hidden)), probs
+
+def packed_projection(tokens, denses, dtype):
+    """`tokens` through several Dense layers at once: one product.
+
+    Their kernels and biases are read now and packed side by side as
+    constants, so this is for graphs that are frozen (`bert_keras.Predictor`):
+    later weight updates do not reach it. One (hidden, 3 * hidden) product
+    runs faster than three (hidden, hidden) ones, most of all for few rows.
+
+    Returns:
+        (tokens, len(denses) * units) tensor of `dtype`.
+    """
+    with tf.init_scope():  # the variables' values, even while tracing
+        kernel = np.concatenate([d.kernel.numpy() for d in denses], 1)
+        bias = np.concatenate([d.bias.numpy() for d in denses], 0)
+    kernel = ops.cast(ops.convert_to_tensor(kernel), dtype)
+    bias = ops.cast(ops.convert_to_tensor(bias), dtype)
+    return ops.add(ops.matmul(tokens, kernel), bias)
+
+
+def split_packed_heads(packed, batch, length, parts, num_heads):
+    """(batch * length, parts * hidden) -> `parts` tensors (batch, heads,
+    length, head_size), with one transpose for all of them."""
+    head_size = ops.shape(packed)[-1] // (parts * num_heads)
+    x = ops.reshape(packed, (batch, length, parts, num_heads, head_size))
+    x = ops.transpose(x, (2, 0, 3, 1, 4))
+    return [x[index] for index in range(parts)]
 
 
 def select_rows_by_product(hidden_states, positions):

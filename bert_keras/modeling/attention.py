@@ -8,6 +8,9 @@ from keras import ops
 
 from bert_keras import kernels as kernel_policy
 from bert_keras.kernels import DEFAULT_KERNELS
+from bert_keras.kernels.attention import attend
+from bert_keras.kernels.attention import packed_projection
+from bert_keras.kernels.attention import split_packed_heads
 
 # Added to the scores of keys that may not be attended to (float32's minimum,
 # as transformers does): exp() of it is 0, and a row with no key left attends
@@ -188,6 +191,8 @@ class BertAttention(layers.Layer):
         self.built = True
 
     def call(self, hidden_states, attention_mask, training=None, query_positions=None):
+        if self._packs_projections(training):
+            return self._call_packed(hidden_states, attention_mask, query_positions)
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
         # Projections as 2-D products, which oneDNN fuses with their bias add.
         tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
@@ -212,6 +217,55 @@ class BertAttention(layers.Layer):
         context = ops.reshape(context, (-1, self.hidden_size))
         output = self.output_dropout(self.output_dense(context), training=training)
         output = self.output_layer_norm(output + query_tokens)
+        return ops.reshape(output, (batch, rows, self.hidden_size)), probs
+
+    def _packs_projections(self, training):
+        denses = (self.query, self.key, self.value)
+        return (
+            not training
+            and self.kernels == "fast"
+            and kernel_policy.weights_are_frozen()
+            and all(
+                d.bias is not None
+                and d.quantization_mode is None
+                and not d.lora_enabled
+                for d in denses
+            )
+        )
+
+    def _call_packed(self, hidden_states, attention_mask, query_positions):
+        """Inference with frozen weights: the projections as one product."""
+        batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
+        tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
+        dtype = self.compute_dtype
+        heads = self.num_attention_heads
+        if query_positions is None:
+            query_tokens, rows = tokens, seq
+            packed = packed_projection(
+                tokens, (self.query, self.key, self.value), dtype
+            )
+            query, key, value = split_packed_heads(packed, batch, seq, 3, heads)
+        else:
+            queries = self.select_rows(hidden_states, query_positions)
+            rows = ops.shape(queries)[1]
+            query_tokens = ops.reshape(queries, (-1, self.hidden_size))
+            query = packed_projection(query_tokens, (self.query,), dtype)
+            (query,) = split_packed_heads(query, batch, rows, 1, heads)
+            packed = packed_projection(tokens, (self.key, self.value), dtype)
+            key, value = split_packed_heads(packed, batch, seq, 2, heads)
+        context, probs = attend(
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attention_dropout,
+            training=False,
+            keys_last=False,
+        )
+        context = ops.reshape(
+            ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_size)
+        )
+        output = self.output_layer_norm(self.output_dense(context) + query_tokens)
         return ops.reshape(output, (batch, rows, self.hidden_size)), probs
 
     def compute_output_shape(

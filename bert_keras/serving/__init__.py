@@ -6,6 +6,7 @@ it is imported on first use, so `import bert_keras` works without it.
 
 from bert_keras.serving.api import FORMATS
 from bert_keras.serving.api import export
+from bert_keras.serving.predictor import Predictor
 from bert_keras.serving.savedmodel import export_saved_model
 from bert_keras.serving.savedmodel import ids_function
 from bert_keras.serving.savedmodel import text_function
@@ -22,6 +23,7 @@ def __getattr__(name):
 __all__ = [
     "FORMATS",
     "InGraphBertTokenizer",
+    "Predictor",
     "export",
     "export_saved_model",
     "ids_function",

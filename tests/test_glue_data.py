@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from bert_keras.errors import InputError
 from bert_keras.training.data import count_batches
 from bert_keras.training.data import to_tf_dataset
 from tasks.glue_tasks import TASKS
@@ -187,3 +188,43 @@ def test_evaluation_keeps_order_and_remainder():
     labels = [label for _, batch in ds for label in batch.numpy().tolist()]
     assert labels == list(range(45))
     assert count_batches([3] * 45, 8) == 6
+
+
+def _batches(ds):
+    return [
+        (
+            {key: value.numpy().tolist() for key, value in features.items()},
+            labels.numpy().tolist(),
+        )
+        for features, labels in ds
+    ]
+
+
+def test_arrow_columns_give_the_same_batches_as_python_lists():
+    import datasets
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 30, size=200)
+    rows = {
+        "input_ids": [rng.integers(1, 99, n).tolist() for n in lengths],
+        "token_type_ids": [[0] * (n // 2) + [1] * (n - n // 2) for n in lengths],
+        "attention_mask": [[1] * n for n in lengths],
+        "labels": [rng.integers(-100, 5, n).tolist() for n in lengths],
+    }
+    # Shuffled and selected: the Arrow read must follow the indices mapping.
+    dataset = datasets.Dataset.from_dict(rows).shuffle(seed=1).select(range(150))
+    as_lists = {name: dataset[name] for name in dataset.column_names}
+    for options in ({"shuffle": True, "seed": 4}, {"shuffle": False}):
+        fast = to_tf_dataset(dataset, 16, label_column="labels", **options)
+        slow = to_tf_dataset(as_lists, 16, label_column="labels", **options)
+        assert _batches(fast) == _batches(slow)
+
+
+def test_arrow_columns_of_other_lengths_are_refused():
+    import datasets
+
+    dataset = datasets.Dataset.from_dict(
+        {"input_ids": [[1, 2, 3], [4, 5]], "attention_mask": [[1, 1, 1], [1, 1, 1]]}
+    )
+    with pytest.raises(InputError, match="Row 1 has 3 values for 2 tokens"):
+        to_tf_dataset(dataset, 2)

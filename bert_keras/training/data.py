@@ -134,11 +134,16 @@ def to_tf_dataset(
         )
     if len(columns["input_ids"]) == 0:
         raise InputError("The dataset is empty. Received: 0 examples")
-    choices = _num_choices(columns["input_ids"])
+    # Flat list-of-int columns straight from Arrow: no Python loop per row.
+    arrow = _arrow_sequences(dataset)
+    choices = None if "input_ids" in arrow else _num_choices(columns["input_ids"])
     # One row per sequence: per example, or per choice of each example.
-    row_lengths = np.fromiter(
-        (len(ids) for ids in _rows(columns["input_ids"], choices)), dtype=np.int64
-    )
+    if "input_ids" in arrow:
+        row_lengths = arrow["input_ids"][1]
+    else:
+        row_lengths = np.fromiter(
+            (len(ids) for ids in _rows(columns["input_ids"], choices)), dtype=np.int64
+        )
     # What batches are bucketed and counted by: multiple choice by the
     # longest choice, which is what a batch is padded to.
     if choices is None:
@@ -147,7 +152,9 @@ def to_tf_dataset(
         lengths = row_lengths.reshape(-1, choices).max(axis=1)
     offsets = np.concatenate([[0], np.cumsum(row_lengths)])
     sequences = {
-        name: _flat(_rows(columns[name], choices), row_lengths)
+        name: _arrow_values(arrow, name, row_lengths)
+        if name in arrow
+        else _flat(_rows(columns[name], choices), row_lengths)
         for name in SEQUENCE_COLUMNS
         if name in columns
     }
@@ -181,7 +188,9 @@ def to_tf_dataset(
                 "Give one int per example. Received: "
                 f"{label_column}[0]={list(labels[0])!r}"
             )
-        if token_labels:
+        if token_labels and label_column in arrow:
+            label_values = tf.constant(_arrow_values(arrow, label_column, row_lengths))
+        elif token_labels:
             label_values = tf.constant(_flat(labels, row_lengths))
         else:
             label_values = tf.constant(np.asarray(labels))
@@ -344,6 +353,42 @@ def _columns(dataset):
     if isinstance(dataset, dict):
         return dataset
     return {name: dataset[name] for name in dataset.column_names}
+
+
+def _arrow_sequences(dataset):
+    """`{column: (flat int32 values, row lengths)}` of a `datasets.Dataset`'s
+    list-of-int columns without nulls, read from its Arrow table at once."""
+    if not hasattr(dataset, "with_format") or not hasattr(dataset, "column_names"):
+        return {}
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = dataset.with_format("arrow")[:]  # the rows in the dataset's order
+    found = {}
+    for name in table.column_names:
+        column = table.column(name)
+        kind = column.type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+            continue
+        if not pa.types.is_integer(kind.value_type) or column.null_count:
+            continue
+        column = column.combine_chunks()
+        lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
+        values = column.flatten().to_numpy().astype(np.int32)
+        found[name] = (values, lengths)
+    return found
+
+
+def _arrow_values(arrow, name, row_lengths):
+    values, lengths = arrow[name]
+    if not np.array_equal(lengths, row_lengths):
+        row = int(np.argmax(lengths != row_lengths))
+        raise InputError(
+            f"Column `{name}` must have one value per token of `input_ids`. "
+            f"Row {row} has {lengths[row]} values for {row_lengths[row]} tokens: "
+            "tokenize every column in the same call."
+        )
+    return values
 
 
 def _flat(rows, lengths):

@@ -12,7 +12,11 @@ products it executes.
 
     python benchmarks/compare.py [--workloads train infer pretrain sst2] \\
         [--shapes minilm base] [--precisions bf16 fp32] [--repeats 3] \\
-        [--steps 10] [--warmup 3] [--output compare.json]
+        [--steps 10] [--warmup 3] [--systems ...] [--output compare.json]
+    python benchmarks/compare.py --curves [--curve-kinds seq batch large] \\
+        [--shapes minilm base] [--large-batch 8] [--resume] \\
+        [--output benchmarks/curves.json] [--plot-dir docs/images]
+    python benchmarks/compare.py --plot-only benchmarks/curves.json
 
 Workloads (batch 32, sequence 128 unless told otherwise):
 
@@ -32,9 +36,39 @@ Workloads (batch 32, sequence 128 unless told otherwise):
 
 Prints one table per workload and the issue's targets with PASS/FAIL; writes
 every run to `--output` as it goes.
+
+Systems: `bert_keras`, `keras_hub` and `torch` (transformers, eager) as
+above; `torch_compile`, the same transformers model under `torch.compile`
+(inductor, compiled in the untimed warm-up steps; a failed compile fails the
+run); `onnxruntime` (inference only), transformers' classifier exported once
+per shape to ONNX (opset 17, dynamic batch and sequence) into the work dir and
+run by an `InferenceSession` (`ORT_ENABLE_ALL`, CPU provider, `--threads`
+intra-op threads) in a process importing neither torch nor TensorFlow. ORT's
+CPU provider has no bfloat16 matrix kernels: in the bf16 rows it runs float32
+(`"ran_precision": "fp32"`, MFU over the fp32 peak).
+
+Cost curves (`--curves`, `harness/curves.py`): each point is measured for
+every system of its workload (train: all but onnxruntime; infer: all five), in
+each of `--precisions`:
+
+- `seq`: train and infer at sequence 64, 128, 256, 512 with 4,096 tokens a
+  batch (batch 64, 32, 16, 8), shapes minilm and base (`--shapes`).
+- `batch`: infer at batch 1, 8, 32, sequence 128, minilm and base.
+- `large`: BERT-large (24 x 1024), train and infer at `--large-batch` x 128.
+
+Per point: the median over repeats of each system's median step time,
+bert_keras over each peer and over the fastest, MFU and peak RSS; a markdown
+table (also in the JSON) and PASS/FAIL for: train, bert_keras / fastest peer
+≤ 0.85; infer, bert_keras / keras_hub, / torch and / torch_compile ≤ 0.85 and
+bert_keras / onnxruntime ≤ 1.0. Runs are saved as they finish; `--resume`
+skips the point, system and repeat triples already in `--output`. Plots go to
+`--plot-dir`: `curves_seq_{shape}_{precision}.png`,
+`curves_batch_{shape}_{precision}.png`, `curves_large.png`; `--plot-only
+FILE` redraws them from a results file without measuring.
 """
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -42,6 +76,7 @@ import sys
 import tempfile
 
 from harness import REPO_ROOT
+from harness import curves
 from harness import flags
 from harness import processes
 from harness import results
@@ -55,6 +90,10 @@ SYSTEMS = {
     "sst2": ("bert_keras", "keras_hub", "torch"),
     "pretrain": ("bert_keras", "torch"),
 }
+
+
+DEFAULT_CURVES = os.path.join(REPO_ROOT, "benchmarks", "curves.json")
+DEFAULT_PLOTS = os.path.join(REPO_ROOT, "docs", "images")
 
 
 def parse_args(argv=None):
@@ -83,9 +122,47 @@ def parse_args(argv=None):
     flags.add_model(parser, help="sst2 checkpoint; default MiniLM")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="GLUE layout")
     parser.add_argument("--train-samples", type=int, default=8000)
-    parser.add_argument("--output", default="compare.json")
+    parser.add_argument(
+        "--systems",
+        nargs="+",
+        choices=curves.ALL_SYSTEMS,
+        default=list(curves.ALL_SYSTEMS),
+        help="measure only these (default: every system of each workload)",
+    )
+    parser.add_argument(
+        "--curves", action="store_true", help="run the cost-curve plan instead"
+    )
+    parser.add_argument(
+        "--curve-kinds", nargs="+", choices=curves.KINDS, default=list(curves.KINDS)
+    )
+    # Smoke runs of the script: these shapes for every kind, large included.
+    parser.add_argument(
+        "--curve-shapes",
+        nargs="+",
+        choices=sorted(workloads.SHAPES),
+        default=None,
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--large-batch", type=int, default=8, help="batch of the large kind"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="--curves: skip the runs already in --output",
+    )
+    parser.add_argument("--plot-dir", default=DEFAULT_PLOTS)
+    parser.add_argument(
+        "--plot-only", metavar="FILE", default=None, help="redraw FILE's curves"
+    )
+    parser.add_argument(
+        "--output", default=None, help="default: compare.json, with --curves "
+        "benchmarks/curves.json",
+    )  # fmt: skip
     flags.add_work_dir(parser)
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = DEFAULT_CURVES if args.curves else "compare.json"
     if "sst2" in args.workloads and args.model is None:
         args.model = flags.default_model()
     return args
@@ -94,7 +171,9 @@ def parse_args(argv=None):
 # === Running workers ===
 
 
-def run_worker(system, workload, shape, precision, args, work_dir, index):
+def run_worker(
+    system, workload, shape, precision, args, work_dir, index, onnx_path=None
+):
     output = os.path.join(work_dir, f"{index:03d}_{system}_{workload}.json")
     command = [
         sys.executable, WORKER, "--system", system, "--workload", workload,
@@ -108,6 +187,8 @@ def run_worker(system, workload, shape, precision, args, work_dir, index):
         scratch = os.path.join(work_dir, f"{index:03d}_{system}_sst2")
         command += flags.argv_of(args, ("model", "data_dir", "train_samples"))
         command += ["--work-dir", scratch]
+    if onnx_path is not None:
+        command += ["--onnx-path", onnx_path]
     log_path = output.replace(".json", ".log")
     processes.run_logged(command, log_path, f"{system} {workload}", args.threads)
     with open(output, encoding="utf-8") as handle:
@@ -116,19 +197,28 @@ def run_worker(system, workload, shape, precision, args, work_dir, index):
     return result
 
 
-def measure_peaks(args, work_dir, runs, save):
+def measure_peaks(args, work_dir, runs, save, precisions=None, done=()):
+    """The faster square matrix product per precision, over the runs of this
+    call and those already in `runs`; runs whose key is in `done` are kept."""
     peaks = {}
-    for precision in args.precisions:
-        best = 0.0
+    for precision in precisions or args.precisions:
         for repeat in range(args.repeats):
             for system in processes.in_turn(("bert_keras", "torch"), repeat):
+                result = {"kind": "peak", "workload": "peak", "shape": "minilm"}
+                result.update(precision=precision, system=system, repeat=repeat)
+                if curves.run_key(result) in done:
+                    continue
                 result = run_worker(
                     system, "peak", "minilm", precision, args, work_dir, len(runs)
                 )
+                result.update(kind="peak", repeat=repeat)
                 runs.append(result)
                 save()
-                flops = result["flops_per_step"] / result["median_step_seconds"]
-                best = max(best, flops)
+        best = max(
+            r["flops_per_step"] / r["median_step_seconds"]
+            for r in runs
+            if r["workload"] == "peak" and r["precision"] == precision
+        )
         peaks[precision] = best
         print(f"matrix-product peak, {precision}: {best / 1e9:.0f} GFLOP/s", flush=True)
     return peaks
@@ -302,8 +392,129 @@ def format_report(table, checks, peaks):
     return "\n".join(lines)
 
 
+# === Cost curves ===
+
+
+def export_onnx(shape, args, work_dir, payload):
+    """transformers' classifier of `shape` as ONNX in `work_dir` (once)."""
+    path = os.path.join(work_dir, f"bert_{shape}.onnx")
+    if os.path.isfile(path):
+        return path
+    output = os.path.join(work_dir, f"export_{shape}.json")
+    command = [
+        sys.executable, WORKER, "--system", "torch", "--workload", "export_onnx",
+        "--shape", shape, "--precision", "fp32", "--batch-size", "2",
+        "--seq-length", "32", "--threads", str(args.threads),
+        "--onnx-path", path, "--output", output,
+    ]  # fmt: skip
+    print(f"exporting {shape} to ONNX", flush=True)
+    processes.run_logged(
+        command, output.replace(".json", ".log"), f"ONNX export {shape}", args.threads
+    )
+    with open(output, encoding="utf-8") as handle:
+        result = json.load(handle)
+    payload.setdefault("exports", []).append(
+        {key: result[key] for key in ("shape", "onnx_bytes", "wall_seconds")}
+    )
+    return path
+
+
+def report(payload):
+    """Summaries, checks and the markdown table of a curves results file."""
+    peaks = payload.get("peak_flops", {})
+    entries = curves.summarize(payload["runs"], peaks)
+    checks = curves.targets(entries)
+    return entries, checks, curves.format_report(entries, checks, peaks)
+
+
+def plot_only(args):
+    with open(args.plot_only, encoding="utf-8") as handle:
+        payload = json.load(handle)
+    entries, checks, text = report(payload)
+    print(text)
+    for path in curves.plot(entries, args.plot_dir):
+        print(f"wrote {path}")
+    return all(ok for _, _, ok in checks)
+
+
+def run_curves(args):
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="curves_")
+    os.makedirs(work_dir, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k != "work_dir"}
+    if args.resume and os.path.isfile(args.output):
+        with open(args.output, encoding="utf-8") as handle:
+            payload = json.load(handle)
+        payload.setdefault("resumed", []).append(results.header(settings))
+    else:
+        payload = {**results.header(settings), "runs": []}
+    runs = payload["runs"]
+    done = {curves.run_key(run) for run in runs}
+
+    def save():
+        results.write_json(args.output, payload)
+
+    points = curves.plan(
+        args.curve_kinds,
+        args.shapes,
+        args.precisions,
+        args.large_batch,
+        args.curve_shapes,
+    )
+    precisions = list(args.precisions)
+    if "fp32" not in precisions and any(
+        "onnxruntime" in curves.systems_of(p, args.systems) for p in points
+    ):
+        precisions.append("fp32")  # onnxruntime's MFU: it runs float32
+    peaks = measure_peaks(args, work_dir, runs, save, precisions, done)
+    payload["peak_flops"] = {**payload.get("peak_flops", {}), **peaks}
+    save()
+    for number, point in enumerate(points, 1):
+        systems = curves.systems_of(point, args.systems)
+        point_args = copy.copy(args)
+        point_args.batch_size = point.batch_size  # the point's, not the flags'
+        point_args.seq_length = point.seq_length
+        for repeat in range(args.repeats):
+            for system in processes.in_turn(systems, repeat):
+                fields = {**point._asdict(), "system": system, "repeat": repeat}
+                if curves.run_key(fields) in done:
+                    continue
+                onnx_path = None
+                if system == "onnxruntime":
+                    onnx_path = export_onnx(point.shape, args, work_dir, payload)
+                result = run_worker(
+                    system, point.workload, point.shape, point.precision,
+                    point_args, work_dir, len(runs), onnx_path,
+                )  # fmt: skip
+                result.update(kind=point.kind, repeat=repeat)
+                runs.append(result)
+                save()
+                print(
+                    f"[{number}/{len(points)}] {curves.label(point._asdict())} "
+                    f"{system} (repeat {repeat + 1}/{args.repeats}): "
+                    f"{1000 * result['median_step_seconds']:.1f} ms/step, "
+                    f"peak RSS {result['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+    entries, checks, text = report(payload)
+    payload["table"] = entries
+    payload["markdown"] = text
+    payload["targets"] = [
+        {"target": name, "measured": value, "pass": ok} for name, value, ok in checks
+    ]
+    save()
+    print()
+    print(text)
+    for path in curves.plot(entries, args.plot_dir):
+        print(f"wrote {path}")
+    return all(ok for _, _, ok in checks)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.plot_only:
+        return plot_only(args)
+    if args.curves:
+        return run_curves(args)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="compare_")
     os.makedirs(work_dir, exist_ok=True)
     runs = []
@@ -319,7 +530,7 @@ def main(argv=None):
         repeats = args.sst2_repeats if workload == "sst2" else args.repeats
         for shape in shapes:
             for precision in args.precisions:
-                systems = SYSTEMS[workload]
+                systems = [s for s in SYSTEMS[workload] if s in args.systems]
                 for repeat in range(repeats):
                     for system in processes.in_turn(systems, repeat):
                         result = run_worker(

@@ -1,26 +1,38 @@
 """One measurement of `benchmarks/compare.py`, in a fresh interpreter.
 
-    python benchmarks/compare_worker.py --system {bert_keras,keras_hub,torch} \\
-        --workload {peak,train,infer,pretrain,sst2} [--shape minilm|base] \\
-        [--precision fp32|bf16] [--batch-size 32] [--seq-length 128] \\
-        [--warmup 3] [--steps 10] [--threads N] --output RESULT.json
+    python benchmarks/compare_worker.py \\
+        --system {bert_keras,keras_hub,torch,torch_compile,onnxruntime} \\
+        --workload {peak,train,infer,pretrain,sst2,export_onnx} \\
+        [--shape minilm|base|large|tiny] [--precision fp32|bf16] \\
+        [--batch-size 32] [--seq-length 128] [--warmup 3] [--steps 10] \\
+        [--threads N] [--onnx-path MODEL.onnx] --output RESULT.json
 
 Each run imports only its own framework (the TensorFlow systems never import
-torch, the PyTorch system never imports TensorFlow), times `--steps` steps
-after `--warmup` untimed ones, and writes the per-step wall times, their
-median and the process's peak resident memory (`ru_maxrss`) as JSON.
+torch, the PyTorch systems never import TensorFlow, onnxruntime imports
+neither), times `--steps` steps after `--warmup` untimed ones, and writes the
+per-step wall times, their median and the process's peak resident memory
+(`ru_maxrss`) as JSON.
+
+Systems: `torch_compile` is the `torch` model under `torch.compile` (inductor,
+compiled in the untimed warm-up steps, in this process; a failed compile
+raises, never falls back to eager). `onnxruntime` runs inference only, on the
+`export_onnx` file of `--onnx-path`, always in float32 (ORT's CPU provider has
+no bfloat16 matrix kernels): its result says `"ran_precision": "fp32"`.
 
 Workloads: `peak` times square matrix products (the FLOP/s ceiling for MFU);
 `train` a classification training step (forward, backward, AdamW) on random
 ids; `infer` a forward pass; `pretrain` an MLM + NSP training step with
 `--masked-positions` masked tokens per sequence; `sst2` a real fine-tuning
-epoch on SST-2 (see `compare.py`).
+epoch on SST-2 (see `compare.py`); `export_onnx` (system torch, untimed)
+writes transformers' `BertForSequenceClassification` of `--shape` to
+`--onnx-path` (opset 17, dynamic batch and sequence).
 """
 
 import argparse
 import os
 import resource
 import statistics
+import sys
 import time
 import types
 
@@ -37,12 +49,14 @@ def parse_args(argv=None):
         description=__doc__.splitlines()[0],
     )
     parser.add_argument(
-        "--system", required=True, choices=("bert_keras", "keras_hub", "torch")
+        "--system",
+        required=True,
+        choices=("bert_keras", "keras_hub", "torch", "torch_compile", "onnxruntime"),
     )
     parser.add_argument(
         "--workload",
         required=True,
-        choices=("peak", "train", "infer", "pretrain", "sst2"),
+        choices=("peak", "train", "infer", "pretrain", "sst2", "export_onnx"),
     )
     parser.add_argument("--shape", choices=sorted(workloads.SHAPES), default="minilm")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
@@ -53,8 +67,20 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None, help="sst2: GLUE layout")
     parser.add_argument("--train-samples", type=int, default=8000)
     parser.add_argument("--work-dir", default=None, help="sst2: scratch dir")
+    parser.add_argument("--onnx-path", default=None, help="export_onnx, onnxruntime")
     parser.add_argument("--output", required=True)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    allowed = {
+        "torch_compile": ("train", "infer"),
+        "onnxruntime": ("infer",),
+    }.get(args.system)
+    if allowed is not None and args.workload not in allowed:
+        parser.error(f"--system {args.system} runs only {', '.join(allowed)}")
+    if args.workload == "export_onnx" and args.system != "torch":
+        parser.error("--workload export_onnx runs with --system torch")
+    if "onnx" in f"{args.system} {args.workload}" and not args.onnx_path:
+        parser.error("--onnx-path is required")
+    return args
 
 
 def random_batch(args):
@@ -67,9 +93,9 @@ def random_batch(args):
 
 
 class StepTimer:
-    """Wall time of every batch `fit`/`predict` runs (a Keras callback)."""
+    """Wall time of every batch `fit` runs (a Keras callback)."""
 
-    def __new__(cls, kind):
+    def __new__(cls):
         import keras
 
         class _Timer(keras.callbacks.Callback):
@@ -77,20 +103,13 @@ class StepTimer:
                 super().__init__()
                 self.marks = []
 
-            def _mark(self, batch, logs=None):
+            def on_train_begin(self, logs=None):
                 self.marks.append(time.perf_counter())
 
-            def _begin(self, logs=None):
+            def on_train_batch_end(self, batch, logs=None):
                 self.marks.append(time.perf_counter())
 
-        timer = _Timer()
-        if kind == "train":
-            timer.on_train_begin = timer._begin
-            timer.on_train_batch_end = timer._mark
-        else:
-            timer.on_predict_begin = timer._begin
-            timer.on_predict_batch_end = timer._mark
-        return timer
+        return _Timer()
 
 
 def step_times(marks, warmup):
@@ -176,15 +195,42 @@ def run_keras(args):
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-    data = keras_data(args, args.system, args.workload)
     total = args.warmup + args.steps
     if args.workload == "infer":
-        timer = StepTimer("predict")
-        model.predict(data, steps=total, verbose=0, callbacks=[timer])
-    else:
-        timer = StepTimer("train")
-        model.fit(data, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[timer])
+        return {"step_seconds": time_keras_inference(args, model)}
+    data = keras_data(args, args.system, args.workload)
+    timer = StepTimer()
+    model.fit(data, steps_per_epoch=total, epochs=1, verbose=0, callbacks=[timer])
     return {"step_seconds": step_times(timer.marks, args.warmup)}
+
+
+def time_keras_inference(args, model):
+    """Each system's fastest public call, timed per call, numpy out: bert_keras'
+    `Predictor`, a `tf.function` around the keras-hub model."""
+    import tensorflow as tf
+
+    features = next(iter(keras_data(args, args.system, "infer")))
+    if args.system == "bert_keras":
+        import bert_keras as bk
+
+        model(features)  # builds it
+        predictor = bk.Predictor(model)
+        numpy_features = {name: value.numpy() for name, value in features.items()}
+
+        def call():
+            return predictor(numpy_features)["logits"]
+    else:
+        forward = tf.function(lambda inputs: model(inputs, training=False))
+
+        def call():
+            return forward(features).numpy()
+
+    times = []
+    for _ in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times[args.warmup :]
 
 
 def keras_peak(args):
@@ -220,6 +266,31 @@ def torch_setup(args):
     return torch
 
 
+def compile_model(torch, model):
+    """`torch.compile(model)` (inductor) that raises on a failed compile."""
+    import torch._dynamo
+    import torch._inductor.config
+
+    torch._dynamo.config.suppress_errors = False  # no silent fallback to eager
+    # Compiles in this process (untimed warm-up): no pool of compile workers
+    # running beside the measured process.
+    torch._inductor.config.compile_threads = 1
+    return torch.compile(model)
+
+
+def compile_stats(torch):
+    """Graphs compiled and graph breaks; raises when nothing was compiled."""
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    if graphs == 0:
+        raise RuntimeError("torch.compile compiled no graph: the run was eager")
+    return {
+        "compiled_graphs": graphs,
+        "graph_breaks": sum(counters["graph_break"].values()),
+    }
+
+
 def run_torch(args):
     torch = torch_setup(args)
     import transformers
@@ -246,6 +317,9 @@ def run_torch(args):
         model = transformers.BertForSequenceClassification(config)
         targets = {"labels": batch["labels"]}
     bf16 = args.precision == "bf16"
+    compiled = args.system == "torch_compile"
+    forward = compile_model(torch, model) if compiled else model
+    extra = {}
     times = []
     if args.workload == "infer":
         model.eval()
@@ -253,9 +327,11 @@ def run_torch(args):
             for _ in range(args.warmup + args.steps):
                 start = time.perf_counter()
                 with torch_loop.bf16_autocast(bf16):
-                    model(**features).logits.float().sum().item()
+                    forward(**features).logits.float().sum().item()
                 times.append(time.perf_counter() - start)
-        return {"step_seconds": times[args.warmup :]}
+        if compiled:
+            extra = compile_stats(torch)
+        return {"step_seconds": times[args.warmup :], **extra}
     model.train()
     # The reference AdamW (same exclusions); no warmup, so the rate is constant.
     recipe = types.SimpleNamespace(
@@ -267,11 +343,74 @@ def run_torch(args):
     for _ in range(args.warmup + args.steps):
         start = time.perf_counter()
         with torch_loop.bf16_autocast(bf16):
-            loss = model(**features, **targets).loss
+            loss = forward(**features, **targets).loss
         torch_loop.apply_gradients(loss, model, optimizer)
         float(loss.detach())
         times.append(time.perf_counter() - start)
-    return {"step_seconds": times[args.warmup :]}
+    if compiled:
+        extra = compile_stats(torch)
+    return {"step_seconds": times[args.warmup :], **extra}
+
+
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def export_onnx(args):
+    """transformers' classifier of `--shape` (seed 0, eval) as ONNX, untimed."""
+    torch = torch_setup(args)
+    import transformers
+
+    config = transformers.BertConfig(**workloads.config_arguments(args.shape))
+    model = transformers.BertForSequenceClassification(config).eval()
+    batch = workloads.random_batch(args.batch_size, args.seq_length, 0)
+    example = tuple(torch.from_numpy(batch[name]).long() for name in ONNX_INPUTS)
+    axes = {0: "batch", 1: "sequence"}
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            example,
+            args.onnx_path,
+            input_names=list(ONNX_INPUTS),
+            output_names=["logits"],
+            dynamic_axes={
+                **{name: axes for name in ONNX_INPUTS},
+                "logits": {0: "batch"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    return {"onnx_bytes": os.path.getsize(args.onnx_path)}
+
+
+# === ONNX Runtime ===
+
+
+def run_onnxruntime(args):
+    """Inference of the exported classifier; numpy and onnxruntime only, fp32."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(
+        args.onnx_path, options, providers=["CPUExecutionProvider"]
+    )
+    names = sorted(i.name for i in session.get_inputs())
+    if names != sorted(ONNX_INPUTS):
+        raise RuntimeError(f"the ONNX model takes {names}, expected {ONNX_INPUTS}")
+    batch = random_batch(args)
+    feeds = {name: batch[name].astype(np.int64) for name in ONNX_INPUTS}
+    times = []
+    for _ in range(args.warmup + args.steps):
+        start = time.perf_counter()
+        session.run(["logits"], feeds)
+        times.append(time.perf_counter() - start)
+    loaded = [name for name in ("torch", "tensorflow") if name in sys.modules]
+    if loaded:
+        raise RuntimeError(f"the onnxruntime worker imported {loaded}")
+    return {"step_seconds": times[args.warmup :], "ran_precision": "fp32"}
 
 
 def torch_peak(args):
@@ -292,14 +431,18 @@ def torch_peak(args):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.system != "torch":
+    if args.system not in ("torch", "torch_compile"):
         frameworks.hide_torch()
     start = time.perf_counter()
-    if args.workload == "sst2":
+    if args.workload == "export_onnx":
+        result = export_onnx(args)
+    elif args.system == "onnxruntime":
+        result = run_onnxruntime(args)
+    elif args.workload == "sst2":
         result = sst2_epoch.run(args.system, args)
     elif args.workload == "peak":
         result = torch_peak(args) if args.system == "torch" else keras_peak(args)
-    elif args.system == "torch":
+    elif args.system in ("torch", "torch_compile"):
         result = run_torch(args)
     else:
         result = run_keras(args)
@@ -310,6 +453,8 @@ def main(argv=None):
         workload=args.workload,
         shape=args.shape,
         precision=args.precision,
+        batch_size=args.batch_size,
+        seq_length=args.seq_length,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         wall_seconds=time.perf_counter() - start,
     )

@@ -92,20 +92,24 @@ def test_defaults_and_argument_forms_agree():
 
 
 def test_projections_are_one_packed_product():
-    model, _ = build("BertModel")
+    model, _ = build("BertModel", dtype="mixed_bfloat16")
     predictor = bk.Predictor(model)
-    graph = predictor._function.graph.as_graph_def()
-    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
-    widths = {
-        tuple(d.size for d in n.attr["value"].tensor.tensor_shape.dim)
-        for n in nodes
-        if n.op == "Const"
-    }
+    captured = [tuple(t.shape) for t in predictor._function.captured_inputs]
     hidden = model.config.hidden_size
     # Query, key and value side by side: one (hidden, 3 * hidden) kernel per
-    # layer, and no variable left to read.
-    assert (hidden, 3 * hidden) in widths
-    assert not any(n.op in ("ReadVariableOp", "VarHandleOp") for n in nodes)
+    # layer, taken with the snapshot.
+    assert captured.count((hidden, 3 * hidden)) == model.config.num_hidden_layers
+    graph = predictor._function.graph.as_graph_def()
+    # No variable is read at call time, and no captured weight is cast per call.
+    assert "ReadVariableOp" not in {node.op for node in graph.node}
+    captures = {node.name for node in graph.node if node.op == "Placeholder"}
+    assert len(captures) > 3 + 2 * model.config.num_hidden_layers
+    casts = [
+        node.name
+        for node in graph.node
+        if node.op == "Cast" and node.input[0].split(":")[0] in captures
+    ]
+    assert casts == []
 
 
 def test_is_a_snapshot_of_the_weights():

@@ -3,6 +3,9 @@
 SHAPES = {
     "minilm": {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536},
     "base": {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072},
+    "large": {"layers": 24, "hidden": 1024, "heads": 16, "intermediate": 4096},
+    # For smoke runs of the scripts only (seconds a step): no figure to quote.
+    "tiny": {"layers": 2, "hidden": 64, "heads": 2, "intermediate": 128},
 }
 VOCAB_SIZE = 30522
 MAX_POSITIONS = 512
@@ -79,18 +82,33 @@ def skipped_flops(shape, batch, seq, rows):
 
 
 def workload_flops(workload, shape_name, args, system=None):
-    """Matrix-product FLOPs of one step: the full model's (what MFU counts),
-    or with `system="bert_keras"` the ones it executes."""
+    """Matrix-product FLOPs of one step at `args.batch_size` x `args.seq_length`:
+    the full model's (what MFU counts), or with `system="bert_keras"` the ones
+    it executes."""
+    return step_flops(
+        workload,
+        shape_name,
+        args.batch_size,
+        args.seq_length,
+        args.masked_positions,
+        system,
+    )
+
+
+def step_flops(
+    workload, shape_name, batch_size, seq_length, masked_positions=20, system=None
+):
+    """`workload_flops` with the batch and sequence given explicitly."""
     shape = SHAPES[shape_name]
-    forward = encoder_flops(shape, args.batch_size, args.seq_length)
+    forward = encoder_flops(shape, batch_size, seq_length)
     if workload == "pretrain":
-        h, positions = shape["hidden"], args.batch_size * args.masked_positions
+        h, positions = shape["hidden"], batch_size * masked_positions
         forward += 2 * positions * (h * h + h * VOCAB_SIZE)
     if system == "bert_keras":
         # Its last layer runs at [CLS] only (classification) or at [CLS] and
         # the masked positions (pretraining).
-        rows = 1 + (args.masked_positions if workload == "pretrain" else 0)
-        forward -= skipped_flops(shape, args.batch_size, args.seq_length, rows)
+        rows = 1 + (masked_positions if workload == "pretrain" else 0)
+        forward -= skipped_flops(shape, batch_size, seq_length, rows)
     # Backward costs twice the forward products (input and weight gradients).
     return forward if workload == "infer" else 3 * forward
 

@@ -12,9 +12,6 @@ none with `kernels="reference"`:
 `FAST_KERNELS` below is the whole list of substitutes.
 """
 
-import contextlib
-import threading
-
 from keras import layers
 from keras import ops
 
@@ -43,30 +40,6 @@ FAST_KERNELS = {
     # BertModel.selected_outputs: the last layer runs at the rows a head reads.
     "selected_rows_only": True,  # False: the full encoder, then those rows
 }
-
-
-_tracing = threading.local()
-
-
-@contextlib.contextmanager
-def frozen_weights():
-    """Marks a trace whose weights become constants (`bert_keras.Predictor`).
-
-    Inside it, fast-policy layers may read weights as values and pack them
-    (`kernels.attention.packed_projection`): one product for the query, key
-    and value projections. Such a graph does not follow later weight updates.
-    """
-    previous = getattr(_tracing, "frozen", False)
-    _tracing.frozen = True
-    try:
-        yield
-    finally:
-        _tracing.frozen = previous
-
-
-def weights_are_frozen():
-    """True inside `frozen_weights()` (in this thread)."""
-    return getattr(_tracing, "frozen", False)
 
 
 def check_kernels(kernels):

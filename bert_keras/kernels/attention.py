@@ -8,9 +8,10 @@ change saved.
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from bert_keras.kernels import snapshot
 
 _MASKED_SCORE = -3.4028235e38  # float32's minimum, as transformers adds
 _MASKED_SCORE_BFLOAT16 = -3.3895314e38  # bfloat16's minimum
@@ -83,19 +84,16 @@ def attend(query, key, value, attention_mask, *, dropout, training, keys_last=Tr
 def packed_projection(tokens, denses, dtype):
     """`tokens` through several Dense layers at once: one product.
 
-    Their kernels and biases are read now and packed side by side as
-    constants, so this is for graphs that are frozen (`bert_keras.Predictor`):
-    later weight updates do not reach it. One (hidden, 3 * hidden) product
-    runs faster than three (hidden, hidden) ones, most of all for few rows.
+    For traces inside `snapshot.weight_snapshot`: their kernels and biases,
+    side by side, are taken once from the snapshot. One (hidden, 3 * hidden)
+    product runs faster than three (hidden, hidden) ones, most of all for few
+    rows.
 
     Returns:
         (tokens, len(denses) * units) tensor of `dtype`.
     """
-    with tf.init_scope():  # the variables' values, even while tracing
-        kernel = np.concatenate([d.kernel.numpy() for d in denses], 1)
-        bias = np.concatenate([d.bias.numpy() for d in denses], 0)
-    kernel = ops.cast(ops.convert_to_tensor(kernel), dtype)
-    bias = ops.cast(ops.convert_to_tensor(bias), dtype)
+    kernel = snapshot.derived([d.kernel for d in denses], dtype, axis=1)
+    bias = snapshot.derived([d.bias for d in denses], dtype, axis=0)
     return ops.add(ops.matmul(tokens, kernel), bias)
 
 

@@ -10,6 +10,8 @@ import keras
 from keras import layers
 from keras import ops
 
+from bert_keras.kernels import snapshot
+
 
 def add_bias(x, bias):
     """`x + bias` over the last axis, with a float32-accumulated bias gradient.
@@ -74,12 +76,18 @@ class Float32BiasGradientDense(layers.Dense):
     """
 
     def call(self, inputs, training=None):
-        if (
-            not training
-            or self.bias is None
-            or self.quantization_mode is not None
-            or self.lora_enabled
-        ):
+        plain = (
+            self.bias is None or self.quantization_mode is not None or self.lora_enabled
+        )
+        if not training and not plain and snapshot.active():
+            # A weight snapshot (bk.Predictor): weights cast once, not per call.
+            dtype = self.compute_dtype
+            kernel = snapshot.derived([self.kernel], dtype)
+            x = ops.add(
+                ops.matmul(inputs, kernel), snapshot.derived([self.bias], dtype)
+            )
+            return self.activation(x) if self.activation is not None else x
+        if not training or plain:
             return super().call(inputs, training=training)
         x = add_bias(ops.matmul(inputs, self.kernel), self.bias)
         if self.activation is not None:

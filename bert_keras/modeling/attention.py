@@ -8,6 +8,7 @@ from keras import ops
 
 from bert_keras import kernels as kernel_policy
 from bert_keras.kernels import DEFAULT_KERNELS
+from bert_keras.kernels import snapshot
 from bert_keras.kernels.attention import attend
 from bert_keras.kernels.attention import packed_projection
 from bert_keras.kernels.attention import split_packed_heads
@@ -224,7 +225,7 @@ class BertAttention(layers.Layer):
         return (
             not training
             and self.kernels == "fast"
-            and kernel_policy.weights_are_frozen()
+            and snapshot.active()
             and all(
                 d.bias is not None
                 and d.quantization_mode is None
@@ -234,7 +235,7 @@ class BertAttention(layers.Layer):
         )
 
     def _call_packed(self, hidden_states, attention_mask, query_positions):
-        """Inference with frozen weights: the projections as one product."""
+        """Inference on a weight snapshot: the projections as one product."""
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
         tokens = ops.reshape(hidden_states, (-1, self.hidden_size))
         dtype = self.compute_dtype

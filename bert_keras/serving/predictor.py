@@ -1,16 +1,10 @@
-"""`Predictor`: a model's inference as one frozen graph, for single requests."""
+"""`Predictor`: a model's inference traced once on a weight snapshot."""
 
 import numpy as np
 import tensorflow as tf
 
-# Private, but the documented way to freeze a ConcreteFunction (TF's own
-# converters and tf2onnx use it).
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2,
-)
-
-from bert_keras import kernels as kernel_policy
 from bert_keras.errors import InputError
+from bert_keras.kernels import snapshot
 from bert_keras.modeling.outputs import ModelOutput
 from bert_keras.serving.savedmodel import ID_NAMES
 from bert_keras.serving.savedmodel import id_input_signature
@@ -24,13 +18,14 @@ class Predictor:
     """The fastest in-process call of a model: numpy ids in, numpy outputs out.
 
     A snapshot of `model` for inference: its forward pass traced once for any
-    batch size and sequence length, with the weights folded into the graph as
-    constants. That lets TensorFlow do once what `model(...)` or `predict`
+    batch size and sequence length, on a copy of the weights taken when the
+    Predictor is made. That lets it do once what `model(...)` or `predict`
     redo at every call (casting weights to bfloat16 under mixed precision,
     packing the query, key and value projections into one product) and skips
-    Keras' per-call work. Outputs equal `model(inputs, training=False)` up to
-    float rounding (tests/test_predictor.py), in float32. Training the model
-    afterwards does not change a Predictor: make a new one.
+    Keras' per-call work; it holds one more copy of the weights. Outputs
+    equal `model(inputs, training=False)` up to float rounding
+    (tests/test_predictor.py), in float32. Training the model afterwards does
+    not change a Predictor: make a new one.
 
     Args:
         model: any bert_keras model (`BertModel`, `BertFor*`), built.
@@ -66,12 +61,10 @@ class Predictor:
             inputs = dict(zip(ID_NAMES, (input_ids, token_type_ids, attention_mask)))
             return model_outputs(model, inputs)
 
-        with kernel_policy.frozen_weights():
-            traced = tf.function(forward, input_signature=signature, autograph=False)
-            concrete = traced.get_concrete_function()
-        self._structure = concrete.structured_outputs
-        self.output_names = tuple(self._structure)
-        self._function = convert_variables_to_constants_v2(concrete)
+        traced = tf.function(forward, input_signature=signature, autograph=False)
+        with snapshot.weight_snapshot(model):
+            self._function = traced.get_concrete_function()
+        self.output_names = tuple(self._function.structured_outputs)
 
     def __call__(self, input_ids, attention_mask=None, token_type_ids=None):
         if isinstance(input_ids, dict) or hasattr(input_ids, "keys"):
@@ -92,9 +85,7 @@ class Predictor:
             else:
                 feeds[name] = self._array(value, name, feeds["input_ids"].shape)
         with graph_errors_as_input_errors():
-            values = self._function(*(tf.constant(feeds[name]) for name in ID_NAMES))
-        # The frozen function returns them flat, in tf.nest's (sorted) order.
-        outputs = tf.nest.pack_sequence_as(self._structure, list(values))
+            outputs = self._function(*(tf.constant(feeds[name]) for name in ID_NAMES))
         return ModelOutput((name, outputs[name].numpy()) for name in self.output_names)
 
     def _array(self, value, name, shape=None):

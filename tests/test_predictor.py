@@ -6,6 +6,7 @@ and sequence length from one trace, the packed query/key/value projection
 actually in the graph, snapshot semantics, LoRA, and clear input errors.
 """
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -123,6 +124,18 @@ def test_is_a_snapshot_of_the_weights():
     assert max_abs_diff(fresh, before) > 1e-3
     expected = inference_outputs(model, inputs, ["logits"])["logits"]
     assert max_abs_diff(fresh, expected) <= 1e-5
+
+
+def test_training_after_the_snapshot_does_not_reach_it():
+    model, config = build("BertForSequenceClassification")
+    inputs = random_inputs(config)
+    predictor = bk.Predictor(model)
+    before = predictor(inputs)["logits"]
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2))
+    model.fit(inputs, np.array([0, 1, 2]), epochs=1, verbose=0)
+    assert max_abs_diff(predictor(inputs)["logits"], before) == 0.0
+    trained = inference_outputs(model, inputs, ["logits"])["logits"]
+    assert max_abs_diff(trained, before) > 1e-3
 
 
 def test_lora_model_keeps_its_adapter():

@@ -382,14 +382,7 @@ def format_report(table, checks, peaks):
                 f"| {row['peak_rss_mib']:.0f} | {ratio} |"
             )
     lines.append("")
-    lines.append(
-        "Peak (matrix product): "
-        + ", ".join(f"{p} {v / 1e12:.2f} TFLOP/s" for p, v in peaks.items())
-    )
-    lines.append("")
-    for name, value, ok in checks:
-        lines.append(f"- {'PASS' if ok else 'FAIL'} {name} (measured {value:.3f})")
-    return "\n".join(lines)
+    return "\n".join(lines + curves.peak_and_targets(peaks, checks))
 
 
 # === Cost curves ===

@@ -243,14 +243,19 @@ def format_report(entries, checks, peaks):
         "onnxruntime runs float32 in the bf16 rows too (no bfloat16 matrix "
         "kernels on ORT's CPU provider); its MFU is over the fp32 peak."
     )
-    lines.append(
+    return "\n".join(lines + peak_and_targets(peaks, checks))
+
+
+def peak_and_targets(peaks, checks):
+    """A report's closing lines: the measured peaks, then PASS/FAIL per target."""
+    lines = [
         "Peak (matrix product): "
-        + ", ".join(f"{p} {v / 1e12:.2f} TFLOP/s" for p, v in peaks.items())
-    )
-    lines.append("")
+        + ", ".join(f"{p} {v / 1e12:.2f} TFLOP/s" for p, v in peaks.items()),
+        "",
+    ]
     for name, value, ok in checks:
         lines.append(f"- {'PASS' if ok else 'FAIL'} {name} (measured {value:.3f})")
-    return "\n".join(lines)
+    return lines
 
 
 # === Plots ===

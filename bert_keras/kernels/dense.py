@@ -79,17 +79,17 @@ class Float32BiasGradientDense(layers.Dense):
         plain = (
             self.bias is None or self.quantization_mode is not None or self.lora_enabled
         )
-        if not training and not plain and snapshot.active():
+        if training and not plain:
+            x = add_bias(ops.matmul(inputs, self.kernel), self.bias)
+        elif not training and not plain and snapshot.active():
             # A weight snapshot (bk.Predictor): weights cast once, not per call.
             dtype = self.compute_dtype
             kernel = snapshot.derived([self.kernel], dtype)
             x = ops.add(
                 ops.matmul(inputs, kernel), snapshot.derived([self.bias], dtype)
             )
-            return self.activation(x) if self.activation is not None else x
-        if not training or plain:
+        else:
             return super().call(inputs, training=training)
-        x = add_bias(ops.matmul(inputs, self.kernel), self.bias)
         if self.activation is not None:
             x = self.activation(x)
         return x

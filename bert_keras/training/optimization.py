@@ -180,13 +180,41 @@ class AdamW(OptimizerHooks, keras.optimizers.AdamW):
     def _decay(self, variable, learning_rate):
         if self.weight_decay is None or not uses_weight_decay(self, variable):
             return
-        dtype = variable.dtype
-        rate = (
-            ops.cast(learning_rate, dtype)
-            * self.lr_multiplier(variable)
-            * ops.cast(self.weight_decay, dtype)
+        keep = self._step_scalar(
+            ("keep", self.lr_multiplier(variable)),
+            learning_rate,
+            variable.dtype,
+            lambda dtype: (
+                1
+                - ops.cast(learning_rate, dtype)
+                * self.lr_multiplier(variable)
+                * ops.cast(self.weight_decay, dtype)
+            ),
         )
-        variable.assign(variable * (1 - rate))
+        variable.assign(variable * keep)
+
+    def _step_scalar(self, name, learning_rate, dtype, make):
+        """`make(dtype)`, made once per traced step instead of once per weight.
+
+        The step's scalars (beta powers, casts, decay factors) are the same
+        for every weight; made per weight they were a fifth of a traced
+        training step's operations. Keyed by the graph being traced and the
+        step's learning-rate tensor; eager steps make them afresh.
+        """
+        import tensorflow as tf
+
+        if tf.executing_eagerly():
+            return make(dtype)
+        graph = tf.compat.v1.get_default_graph()
+        cache = self.__dict__.get("_step_scalars")
+        if cache is None or cache[0] is not graph or cache[1] is not learning_rate:
+            cache = (graph, learning_rate, {})
+            # Outside Keras' attribute tracking: graph tensors, not state.
+            object.__setattr__(self, "_step_scalars", cache)
+        key = (name, dtype)
+        if key not in cache[2]:
+            cache[2][key] = make(dtype)
+        return cache[2][key]
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
@@ -196,26 +224,42 @@ class AdamW(OptimizerHooks, keras.optimizers.AdamW):
         import tensorflow as tf
 
         self._decay(variable, learning_rate)
-        learning_rate = learning_rate * self.lr_multiplier(variable)
+        multiplier = self.lr_multiplier(variable)
         if self.amsgrad:
-            return super().update_step(gradient, variable, learning_rate)
+            return super().update_step(gradient, variable, learning_rate * multiplier)
         dtype = variable.dtype
         momentum, velocity = adam_slots(self, variable)
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
-        step = tf.cast(self.iterations + 1, dtype)
+        adam = self._step_scalar("adam", learning_rate, dtype, self._adam_scalars)
+        rate = self._step_scalar(
+            ("lr", multiplier),
+            learning_rate,
+            dtype,
+            lambda dtype: tf.cast(learning_rate * multiplier, dtype),
+        )
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
             m=_handle(momentum),
             v=_handle(velocity),
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
+            lr=rate,
             grad=tf.cast(gradient, dtype),
+            **adam,
         )
+
+    def _adam_scalars(self, dtype):
+        import tensorflow as tf
+
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1 = tf.cast(self.beta_1, dtype)
+        beta_2 = tf.cast(self.beta_2, dtype)
+        return {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "beta1": beta_1,
+            "beta2": beta_2,
+            "epsilon": tf.cast(self.epsilon, dtype),
+        }
 
     # Keras' `_backend_apply_gradients` (private, Keras 3.15) clips each
     # replica's gradient before the cross-replica sum, and with accumulation

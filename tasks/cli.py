@@ -359,6 +359,45 @@ def load_tokenizer(name_or_path, flag):
     )
 
 
+def encoding_fingerprint(dataset, tokenizer, *settings):
+    """A `datasets` fingerprint for `dataset.map(<encode with tokenizer>)`.
+
+    Without one, `map` pickles the encode function with its tokenizer to hash
+    it (a third of a second of every CLI start). This hashes what decides the
+    output instead: the input's fingerprint, the tokenizer's serialized
+    state and the caller's settings (include the encode function's version).
+
+    Args:
+        dataset: the `datasets.Dataset` to be mapped.
+        tokenizer: a transformers fast tokenizer.
+        *settings: anything else the encoding depends on (reprs are hashed).
+
+    Returns:
+        str, 32 hex digits, for `map(new_fingerprint=...)`.
+    """
+    import hashlib
+    import json
+
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    # Set by each call's own truncation/padding arguments, not state.
+    backend.pop("truncation", None)
+    backend.pop("padding", None)
+    digest = hashlib.sha256()
+    state = (
+        dataset._fingerprint,
+        type(tokenizer).__name__,
+        json.dumps(backend, sort_keys=True),
+        tuple(tokenizer.model_input_names),
+        tokenizer.truncation_side,
+        tokenizer.padding_side,
+        tokenizer.model_max_length,
+    ) + settings
+    for part in state:
+        digest.update(repr(part).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
 def add_output_arguments(parser):
     """Adds --overwrite-output-dir (`tasks.outputs.claim_output_dir`)."""
     parser.add_argument(

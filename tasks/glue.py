@@ -25,6 +25,7 @@ from .cli import HelpFormatter
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import encoding_fingerprint
 from .cli import load_tokenizer
 from .cli import start_strategy
 from .cli import training_optimizer
@@ -124,7 +125,12 @@ def tokenize(dataset, tokenizer, task, max_seq_length):
             texts.append(batch["sentence2"])
         return tokenizer(*texts, truncation=True, max_length=max_seq_length)
 
-    return dataset.map(encode, batched=True, desc="Tokenizing")
+    fingerprint = encoding_fingerprint(
+        dataset, tokenizer, "glue-encode-1", task.is_pair, max_seq_length
+    )
+    return dataset.map(
+        encode, batched=True, desc="Tokenizing", new_fingerprint=fingerprint
+    )
 
 
 class GlueScores:

@@ -31,6 +31,7 @@ from .cli import HelpFormatter
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
+from .cli import encoding_fingerprint
 from .cli import load_tokenizer
 from .cli import start_strategy
 from .cli import training_optimizer
@@ -298,6 +299,12 @@ def fine_tune(args, strategy, out):
             with_indices=True,
             remove_columns=train_examples.column_names,
             desc="Windows (train)",
+            new_fingerprint=encoding_fingerprint(
+                train_examples,
+                tokenizer,
+                "squad-train-windows-1",
+                sorted(window.items()),
+            ),
         )
         unlocated = count_unlocated(features, len(train_examples))
         train_stats.update({"examples": len(train_examples), "windows": len(features)})
@@ -468,6 +475,9 @@ class SquadEvaluation:
             batched=True,
             remove_columns=examples.column_names,
             desc="Windows (eval)",
+            new_fingerprint=encoding_fingerprint(
+                examples, tokenizer, "squad-eval-windows-1", sorted(window.items())
+            ),
         )
         self.ds = to_tf_dataset(
             self.features, args.eval_batch_size, label_column=None,

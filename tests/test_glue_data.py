@@ -228,3 +228,33 @@ def test_arrow_columns_of_other_lengths_are_refused():
     )
     with pytest.raises(InputError, match="Row 1 has 3 values for 2 tokens"):
         to_tf_dataset(dataset, 2)
+
+
+def test_encoding_fingerprint_follows_what_decides_the_encoding(tokenizer):
+    """The fingerprint `tokenize` hands to `datasets.map` (instead of pickling
+    the tokenizer) changes with the input, the tokenizer and the settings."""
+    import datasets
+
+    from tasks.cli import encoding_fingerprint
+    from tasks.glue import tokenize
+
+    task = get_task("sst2")
+    rows = {"sentence1": ["a good film", "a bad film"], "label": [1, 0]}
+    data = datasets.Dataset.from_dict(rows)
+    other = datasets.Dataset.from_dict({**rows, "sentence1": ["good", "bad"]})
+    base = encoding_fingerprint(data, tokenizer, "v", 128)
+    assert base == encoding_fingerprint(data, tokenizer, "v", 128)
+    assert base != encoding_fingerprint(other, tokenizer, "v", 128)
+    assert base != encoding_fingerprint(data, tokenizer, "v", 64)
+    truncating_left = tokenizer.__class__.from_pretrained(
+        tokenizer.name_or_path, truncation_side="left"
+    )
+    assert base != encoding_fingerprint(data, truncating_left, "v", 128)
+    encoded = tokenize(data, tokenizer, task, 128)
+    assert encoded._fingerprint == encoding_fingerprint(
+        data, tokenizer, "glue-encode-1", False, 128
+    )
+    assert encoded["input_ids"] == tokenizer(rows["sentence1"])["input_ids"]
+    assert tokenize(data, tokenizer, task, 3)["input_ids"] == [
+        ids[:2] + ids[-1:] for ids in encoded["input_ids"]
+    ]

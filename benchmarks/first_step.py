@@ -15,6 +15,9 @@ MiniLM's tokenizer (written once to the work dir), passed as `--model`.
 With `--baseline-tree DIR` (a checkout of an older commit, e.g. `git worktree
 add /tmp/before <commit>`) the two trees take turns, the first switching every
 repeat, so both are measured in one sitting; the table gives the medians.
+`--pythons NAME=PATH ...` runs every tree under each interpreter (e.g. the
+test venv, which has PyTorch, and `make demo`'s `.venv-demo`, which has not:
+transformers imports PyTorch whenever it is installed); results name them.
 """
 
 import argparse
@@ -41,6 +44,13 @@ def parse_args(argv=None):
         "--models", nargs="+", choices=("minilm", "base"), default=["minilm", "base"]
     )
     parser.add_argument("--baseline-tree", default=None)
+    parser.add_argument(
+        "--pythons",
+        nargs="+",
+        default=None,
+        metavar="NAME=PATH",
+        help="interpreters to run the demo under (default: this one)",
+    )
     parser.add_argument("--output", default="first_step.json")
     flags.add_work_dir(parser)
     # Internal: one measured process.
@@ -114,11 +124,11 @@ def base_checkpoint(work_dir):
     return path
 
 
-def run_once(tree, model_path, work_dir, index):
+def run_once(tree, python, model_path, work_dir, index):
     output = os.path.join(work_dir, f"run_{index:03d}", "marks.json")
     os.makedirs(os.path.dirname(output), exist_ok=True)
     command = [
-        sys.executable, os.path.abspath(__file__), "--worker-tree", tree,
+        python, os.path.abspath(__file__), "--worker-tree", tree,
         "--worker-output", output, "--spawned-at", repr(time.time()),
     ]  # fmt: skip
     if model_path:
@@ -136,6 +146,26 @@ def run_once(tree, model_path, work_dir, index):
         return json.load(handle)
 
 
+def parse_pythons(specs):
+    """`{name: interpreter}` from `NAME=PATH` strings (default: this one)."""
+    if not specs:
+        return {"this": sys.executable}
+    pythons = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not name or not path or not os.path.exists(path):
+            raise SystemExit(
+                f"--pythons takes NAME=PATH with an existing interpreter; got {spec!r}"
+            )
+        pythons[name] = path
+    return pythons
+
+
+def setup_name(model_name, tree_name, python_name, pythons):
+    name = f"{model_name}/{tree_name}"
+    return f"{name}/{python_name}" if len(pythons) > 1 else name
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker_tree:
@@ -149,40 +179,57 @@ def main(argv=None):
     if "base" in args.models:
         models["base"] = base_checkpoint(work_dir)
     models = {name: models[name] for name in args.models}
+    pythons = parse_pythons(args.pythons)
+    setups = [(tree, python) for tree in trees for python in pythons]
     runs = []
     for repeat in range(args.repeats):
-        order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
+        order = setups if repeat % 2 == 0 else list(reversed(setups))
         for model_name, model_path in models.items():
-            for tree_name in order:
-                marks = run_once(trees[tree_name], model_path, work_dir, len(runs))
-                runs.append(
-                    {"tree": tree_name, "model": model_name, "repeat": repeat, **marks}
+            for tree_name, python_name in order:
+                marks = run_once(
+                    trees[tree_name],
+                    pythons[python_name],
+                    model_path,
+                    work_dir,
+                    len(runs),
                 )
+                run = {"tree": tree_name, "model": model_name, "repeat": repeat}
+                if len(pythons) > 1:
+                    run["python"] = python_name
+                runs.append({**run, **marks})
                 print(
-                    f"{model_name} {tree_name} (repeat {repeat + 1}): "
+                    f"{setup_name(model_name, tree_name, python_name, pythons)} "
+                    f"(repeat {repeat + 1}): "
                     + ", ".join(f"{name} {marks[name]:.1f} s" for name in MARKS),
                     flush=True,
                 )
     table = {}
     for model_name in models:
-        for tree_name in trees:
+        for tree_name, python_name in setups:
             group = [
-                r for r in runs if r["model"] == model_name and r["tree"] == tree_name
+                r
+                for r in runs
+                if r["model"] == model_name
+                and r["tree"] == tree_name
+                and r.get("python", python_name) == python_name
             ]
-            table[f"{model_name}/{tree_name}"] = {
+            table[setup_name(model_name, tree_name, python_name, pythons)] = {
                 name: statistics.median(r[name] for r in group) for name in MARKS
             }
     settings = {"repeats": args.repeats, "models": args.models, "trees": list(trees)}
+    if len(pythons) > 1:
+        settings["pythons"] = list(pythons)
     payload = {**results.header(settings), "runs": runs, "median_seconds": table}
     # No local paths in a results file: the trees and work dir by name only.
     for name, path in (
         ("BASELINE_TREE", args.baseline_tree),
         ("WORK_DIR", args.work_dir),
-    ):
+    ) + tuple((name, path) for name, path in pythons.items() if args.pythons):
         if path:
             payload["command"] = payload["command"].replace(path, name)
     results.write_json(args.output, payload)
-    print("\n| model / tree | import s | ready s | first step s |\n|---|---|---|---|")
+    header = "model / tree" + (" / python" if len(pythons) > 1 else "")
+    print(f"\n| {header} | import s | ready s | first step s |\n|---|---|---|---|")
     for key, row in table.items():
         cells = " | ".join(f"{row[name]:.1f}" for name in MARKS)
         print(f"| {key} | {cells} |")

@@ -3,7 +3,8 @@
 Every class in float32 and mixed bfloat16 against `model(..., training=False)`
 on padded batches, one class against transformers' PyTorch model, any batch
 and sequence length from one trace, the packed query/key/value projection
-actually in the graph, snapshot semantics, LoRA, and clear input errors.
+actually in the graph, snapshot semantics, LoRA, and clear input errors; the
+same for `runtime="onnxruntime"`.
 """
 
 import keras
@@ -149,24 +150,24 @@ def test_lora_model_keeps_its_adapter():
     assert max_abs_diff(bk.Predictor(model)(inputs)["logits"], expected) <= 1e-5
 
 
-@pytest.mark.parametrize(
-    "call, message",
-    [
-        (lambda p: p(np.array([[1, 500, 2]])), r"input_ids.*\[0, 99\).*500"),
-        (lambda p: p(np.array([1, 5, 2])), r"\(batch, seq\).*ids\[None\]"),
-        (lambda p: p(np.array([[1.0, 5.0]])), "must hold integer"),
-        (
-            lambda p: p(np.array([[1, 5, 2]]), attention_mask=np.ones((1, 4), int)),
-            r"shape of input_ids \(1, 3\)",
-        ),
-        (
-            lambda p: p(np.array([[1, 5, 2]]), attention_mask=np.array([[0, 1, 1]])),
-            "left padding",
-        ),
-        (lambda p: p(np.array([[1, 2**40]])), "beyond int32"),
-        (lambda p: p({"attention_mask": np.ones((1, 3), int)}), "input_ids"),
-    ],
-)
+BAD_INPUTS = [
+    (lambda p: p(np.array([[1, 500, 2]])), r"input_ids.*\[0, 99\).*500"),
+    (lambda p: p(np.array([1, 5, 2])), r"\(batch, seq\).*ids\[None\]"),
+    (lambda p: p(np.array([[1.0, 5.0]])), "must hold integer"),
+    (
+        lambda p: p(np.array([[1, 5, 2]]), attention_mask=np.ones((1, 4), int)),
+        r"shape of input_ids \(1, 3\)",
+    ),
+    (
+        lambda p: p(np.array([[1, 5, 2]]), attention_mask=np.array([[0, 1, 1]])),
+        "left padding",
+    ),
+    (lambda p: p(np.array([[1, 2**40]])), "beyond int32"),
+    (lambda p: p({"attention_mask": np.ones((1, 3), int)}), "input_ids"),
+]
+
+
+@pytest.mark.parametrize("call, message", BAD_INPUTS)
 def test_bad_inputs_raise_input_error(call, message):
     model, _ = build("BertModel")
     with pytest.raises(bk.InputError, match=message):
@@ -177,3 +178,56 @@ def test_out_of_range_ids_are_also_tf_invalid_argument():
     model, _ = build("BertModel")
     with pytest.raises(tf.errors.InvalidArgumentError):
         bk.Predictor(model)(np.array([[1, 500, 2]]))
+
+
+# --- runtime="onnxruntime" ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx_predictors():
+    """Tiny float32 models and their ONNX Runtime predictors (one conversion
+    each: tf2onnx takes a few seconds)."""
+    made = {}
+    for name in ("BertModel", "BertForSequenceClassification", "BertForMultipleChoice"):
+        model, config = build(name)
+        made[name] = (model, config, bk.Predictor(model, runtime="onnxruntime"))
+    return made
+
+
+@pytest.mark.parametrize(
+    "name", ["BertModel", "BertForSequenceClassification", "BertForMultipleChoice"]
+)
+def test_onnxruntime_equals_the_models_call(onnx_predictors, name):
+    model, config, predictor = onnx_predictors[name]
+    assert predictor.runtime == "onnxruntime" and "onnxruntime" in repr(predictor)
+    for batch, length in ((3, 7), (1, 12)):
+        inputs = inputs_for(name, config, batch=batch, seq=length)
+        ours = predictor(inputs)
+        assert set(ours) == set(predictor.output_names) and len(ours) > 0
+        expected = inference_outputs(model, inputs, ours)
+        for key in ours:
+            assert ours[key].dtype == np.float32
+        assert_outputs_close(ours, expected, atol=1e-5)
+
+
+def test_onnxruntime_is_a_snapshot_and_checks_inputs(onnx_predictors):
+    model, config, predictor = onnx_predictors["BertModel"]
+    inputs = random_inputs(config)
+    before = predictor(inputs)["last_hidden_state"]
+    perturb_keras(model, seed=11)
+    assert max_abs_diff(predictor(inputs)["last_hidden_state"], before) == 0.0
+    # The ONNX graph has no asserts; the same checks run before it.
+    for call, message in BAD_INPUTS:
+        with pytest.raises(bk.InputError, match=message):
+            call(predictor)
+
+
+def test_onnxruntime_refusals():
+    model, _ = build("BertModel")
+    with pytest.raises(bk.ConfigError, match="one of"):
+        bk.Predictor(model, runtime="onnx")
+    with pytest.raises(bk.ConfigError, match="tf.config.threading"):
+        bk.Predictor(model, num_threads=2)
+    mixed, _ = build("BertModel", dtype="mixed_bfloat16")
+    with pytest.raises(bk.ConfigError, match="bfloat16 CPU kernels.*dtype='float32'"):
+        bk.Predictor(mixed, runtime="onnxruntime")

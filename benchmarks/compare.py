@@ -80,9 +80,10 @@ from harness import curves
 from harness import flags
 from harness import processes
 from harness import results
+from harness import workers
 from harness import workloads
 
-WORKER = os.path.join(REPO_ROOT, "benchmarks", "compare_worker.py")
+WORKER = workers.WORKER
 DEFAULT_DATA = os.path.join(REPO_ROOT, "tasks", "data", "glue")
 SYSTEMS = {
     "train": ("bert_keras", "keras_hub", "torch"),
@@ -388,30 +389,6 @@ def format_report(table, checks, peaks):
 # === Cost curves ===
 
 
-def export_onnx(shape, args, work_dir, payload):
-    """transformers' classifier of `shape` as ONNX in `work_dir` (once)."""
-    path = os.path.join(work_dir, f"bert_{shape}.onnx")
-    if os.path.isfile(path):
-        return path
-    output = os.path.join(work_dir, f"export_{shape}.json")
-    command = [
-        sys.executable, WORKER, "--system", "torch", "--workload", "export_onnx",
-        "--shape", shape, "--precision", "fp32", "--batch-size", "2",
-        "--seq-length", "32", "--threads", str(args.threads),
-        "--onnx-path", path, "--output", output,
-    ]  # fmt: skip
-    print(f"exporting {shape} to ONNX", flush=True)
-    processes.run_logged(
-        command, output.replace(".json", ".log"), f"ONNX export {shape}", args.threads
-    )
-    with open(output, encoding="utf-8") as handle:
-        result = json.load(handle)
-    payload.setdefault("exports", []).append(
-        {key: result[key] for key in ("shape", "onnx_bytes", "wall_seconds")}
-    )
-    return path
-
-
 def report(payload):
     """Summaries, checks and the markdown table of a curves results file."""
     peaks = payload.get("peak_flops", {})
@@ -473,7 +450,9 @@ def run_curves(args):
                     continue
                 onnx_path = None
                 if system == "onnxruntime":
-                    onnx_path = export_onnx(point.shape, args, work_dir, payload)
+                    onnx_path = workers.export_onnx(
+                        point.shape, args, work_dir, payload
+                    )
                 result = run_worker(
                     system, point.workload, point.shape, point.precision,
                     point_args, work_dir, len(runs), onnx_path,

@@ -233,9 +233,10 @@ def test_layer_lr_decay_scales_each_layers_first_update():
         seen.add(multiplier)
         lr = 1e-3 * multiplier
         decays = not any(n in variable.path for n in ("bias", "gamma", "beta"))
-        # Adam's first step: m = 0.1 g, v = 0.001 g^2, bias-corrected.
+        # Adam's first step: m = 0.1 g, v = 0.001 g^2, bias-corrected, epsilon
+        # added to the corrected sqrt(v) (PyTorch's AdamW).
         m, v = 0.1 * g, 0.001 * g * g
-        step = lr * np.sqrt(1 - 0.999) / (1 - 0.9) * m / (np.sqrt(v) + 1e-6)
+        step = lr / (1 - 0.9) * m / (np.sqrt(v / (1 - 0.999)) + 1e-6)
         expected = w * (1 - lr * 0.1 * decays) - step
         np.testing.assert_allclose(
             variable.numpy(), expected, rtol=0, atol=2e-7, err_msg=variable.path

@@ -24,13 +24,16 @@ class AdamW(OptimizerHooks, keras.optimizers.AdamW):
 
     Keras writes the Adam update as about ten element-wise operations per
     weight, each a pass over memory; on the TensorFlow backend this class
-    runs TensorFlow's `ResourceApplyAdam` kernel instead: the same formula
-    (`m += (g - m)(1 - beta_1)`, `v += (g^2 - v)(1 - beta_2)`,
-    `w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)`)
-    in one pass, and the decoupled weight decay `w -= lr * decay * w` as one
-    product, `w *= 1 - lr * decay`. Global-norm clipping takes one reduction
-    per gradient and clips an embedding's gradient as the rows the batch
-    touched (Keras' norm and scale, without passes over the whole table).
+    runs TensorFlow's `ResourceApplyAdam` kernel instead, in one pass, with
+    PyTorch's `AdamW` formula (`m += (g - m)(1 - beta_1)`,
+    `v += (g^2 - v)(1 - beta_2)`,
+    `w -= lr / (1 - beta_1^t) * m / (sqrt(v / (1 - beta_2^t)) + epsilon)`;
+    Keras adds epsilon to `sqrt(v)` instead, which differs most for tiny
+    gradients early in training), and the decoupled weight decay
+    `w -= lr * decay * w` as one product, `w *= 1 - lr * decay`. Global-norm
+    clipping takes one reduction per gradient and clips an embedding's
+    gradient as the rows the batch touched (Keras' norm and scale, without
+    passes over the whole table).
     Variables and checkpoints are those of `keras.optimizers.AdamW`; other
     backends and `amsgrad` use its own Adam step.
 
@@ -253,12 +256,15 @@ class AdamW(OptimizerHooks, keras.optimizers.AdamW):
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
+        beta2_power = tf.pow(beta_2, step)
         return {
             "beta1_power": tf.pow(beta_1, step),
-            "beta2_power": tf.pow(beta_2, step),
+            "beta2_power": beta2_power,
             "beta1": beta_1,
             "beta2": beta_2,
-            "epsilon": tf.cast(self.epsilon, dtype),
+            # PyTorch's AdamW adds epsilon to sqrt(v / (1 - beta_2^t)); the
+            # kernel adds it to sqrt(v): scaled, the two are the same update.
+            "epsilon": tf.cast(self.epsilon, dtype) * tf.sqrt(1 - beta2_power),
         }
 
     # Keras' `_backend_apply_gradients` (private, Keras 3.15) clips each

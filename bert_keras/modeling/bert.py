@@ -57,6 +57,7 @@ class BertModel(BertPreTrainedModel):
             layer_norm_eps=config.layer_norm_eps,
             dropout_rate=config.hidden_dropout_prob,
             initializer_range=initializer_range,
+            pad_token_id=getattr(config, "pad_token_id", None),
             **options,
             name="embeddings",
         )

@@ -24,6 +24,10 @@ class BertEmbeddings(layers.Layer):
         layer_norm_eps: float, LayerNorm epsilon.
         dropout_rate: float, dropout after the LayerNorm.
         initializer_range: float, stddev of the truncated normal initializer.
+        pad_token_id: int or None; the row of this id gets no gradient, as
+            transformers' `nn.Embedding(padding_idx=pad_token_id)` gives it
+            none (it matters where padded positions reach the loss, e.g. a
+            QA span softmax). None: every row trains.
 
     Example:
 
@@ -41,6 +45,7 @@ class BertEmbeddings(layers.Layer):
         layer_norm_eps=1e-12,
         dropout_rate=0.1,
         initializer_range=0.02,
+        pad_token_id=None,
         kernels=DEFAULT_KERNELS,
         **kwargs,
     ):
@@ -75,6 +80,7 @@ class BertEmbeddings(layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
+        self.pad_token_id = pad_token_id
         self.kernels = kernels
         # Set only inside `overrides()`; kept out of Keras' state tracking.
         object.__setattr__(self, "_overrides", {})
@@ -116,6 +122,10 @@ class BertEmbeddings(layers.Layer):
         words = self._overrides.get("inputs_embeds")
         if words is None:
             words = self.word_embeddings(input_ids)
+            if self.pad_token_id is not None:
+                is_pad = ops.equal(input_ids, self.pad_token_id)
+                is_pad = ops.expand_dims(is_pad, -1)
+                words = ops.where(is_pad, ops.stop_gradient(words), words)
         else:
             words = ops.reshape(
                 ops.cast(words, self.compute_dtype),
@@ -140,6 +150,7 @@ class BertEmbeddings(layers.Layer):
                 "layer_norm_eps": self.layer_norm_eps,
                 "dropout_rate": self.dropout_rate,
                 "initializer_range": self.initializer_range,
+                "pad_token_id": self.pad_token_id,
                 "kernels": self.kernels,
             }
         )

@@ -23,10 +23,8 @@ median, and the ratio of each bert_keras runtime to the fastest peer.
 """
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 
 from harness import flags
@@ -62,26 +60,15 @@ def parse_args(argv=None):
 
 
 def run(system, args, work_dir, index, onnx_path):
-    worker_system, runtime = system, None
     if system == "bert_keras_onnxruntime":
-        worker_system, runtime = "bert_keras", "onnxruntime"
-    output = os.path.join(work_dir, f"{index:03d}_{system}.json")
-    command = [
-        sys.executable, workers.WORKER, "--system", worker_system,
-        "--workload", "infer", "--shape", args.shape,
-        "--precision", args.precision, "--output", output,
-    ]  # fmt: skip
-    command += flags.argv_of(
-        args, ("batch_size", "seq_length", "masked_positions", "warmup", "steps")
-    )
-    command += ["--threads", str(args.threads)]
-    if runtime:
-        command += ["--runtime", runtime]
-    if system == "onnxruntime":
-        command += ["--onnx-path", onnx_path]
-    processes.run_logged(command, output.replace(".json", ".log"), system, args.threads)
-    with open(output, encoding="utf-8") as handle:
-        return json.load(handle)
+        return workers.run_worker(
+            "bert_keras", "infer", args.shape, args.precision, args, work_dir,
+            index, extra_argv=["--runtime", "onnxruntime"],
+        )  # fmt: skip
+    return workers.run_worker(
+        system, "infer", args.shape, args.precision, args, work_dir, index,
+        onnx_path=onnx_path if system == "onnxruntime" else None,
+    )  # fmt: skip
 
 
 def main(argv=None):

@@ -83,7 +83,6 @@ from harness import results
 from harness import workers
 from harness import workloads
 
-WORKER = workers.WORKER
 DEFAULT_DATA = os.path.join(REPO_ROOT, "tasks", "data", "glue")
 SYSTEMS = {
     "train": ("bert_keras", "keras_hub", "torch"),
@@ -172,32 +171,6 @@ def parse_args(argv=None):
 # === Running workers ===
 
 
-def run_worker(
-    system, workload, shape, precision, args, work_dir, index, onnx_path=None
-):
-    output = os.path.join(work_dir, f"{index:03d}_{system}_{workload}.json")
-    command = [
-        sys.executable, WORKER, "--system", system, "--workload", workload,
-        "--shape", shape, "--precision", precision, "--output", output,
-    ]  # fmt: skip
-    command += flags.argv_of(
-        args,
-        ("batch_size", "seq_length", "masked_positions", "warmup", "steps", "threads"),
-    )
-    if workload == "sst2":
-        scratch = os.path.join(work_dir, f"{index:03d}_{system}_sst2")
-        command += flags.argv_of(args, ("model", "data_dir", "train_samples"))
-        command += ["--work-dir", scratch]
-    if onnx_path is not None:
-        command += ["--onnx-path", onnx_path]
-    log_path = output.replace(".json", ".log")
-    processes.run_logged(command, log_path, f"{system} {workload}", args.threads)
-    with open(output, encoding="utf-8") as handle:
-        result = json.load(handle)
-    result["load_average"] = os.getloadavg()[0]
-    return result
-
-
 def measure_peaks(args, work_dir, runs, save, precisions=None, done=()):
     """The faster square matrix product per precision, over the runs of this
     call and those already in `runs`; runs whose key is in `done` are kept."""
@@ -209,7 +182,7 @@ def measure_peaks(args, work_dir, runs, save, precisions=None, done=()):
                 result.update(precision=precision, system=system, repeat=repeat)
                 if curves.run_key(result) in done:
                     continue
-                result = run_worker(
+                result = workers.run_worker(
                     system, "peak", "minilm", precision, args, work_dir, len(runs)
                 )
                 result.update(kind="peak", repeat=repeat)
@@ -453,7 +426,7 @@ def run_curves(args):
                     onnx_path = workers.export_onnx(
                         point.shape, args, work_dir, payload
                     )
-                result = run_worker(
+                result = workers.run_worker(
                     system, point.workload, point.shape, point.precision,
                     point_args, work_dir, len(runs), onnx_path,
                 )  # fmt: skip
@@ -505,7 +478,7 @@ def main(argv=None):
                 systems = [s for s in SYSTEMS[workload] if s in args.systems]
                 for repeat in range(repeats):
                     for system in processes.in_turn(systems, repeat):
-                        result = run_worker(
+                        result = workers.run_worker(
                             system,
                             workload,
                             shape,

@@ -21,6 +21,7 @@ from conftest import tiny_config
 from safetensors.numpy import load_file
 
 import bert_keras as bk
+from bert_keras.training.optimization import create_optimizer
 from tasks.cli import training_optimizer
 
 STEPS = 30
@@ -29,7 +30,8 @@ SEQ = 12
 LEARNING_RATE = 1e-3
 RECIPE = argparse.Namespace(
     learning_rate=LEARNING_RATE,
-    warmup_ratio=0.1,
+    # 2.1 updates: rounding down (2) and up (3, transformers) differ.
+    warmup_ratio=0.07,
     weight_decay=0.01,
     gradient_accumulation_steps=1,
     layer_lr_decay=1.0,
@@ -96,7 +98,9 @@ def torch_run(directory, name, batches):
     ]
     optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE, eps=1e-6)
     _, total_steps = training_optimizer(RECIPE, STEPS)
-    warmup = round(RECIPE.warmup_ratio * total_steps)
+    warmup = transformers.TrainingArguments(
+        output_dir=str(directory), warmup_steps=RECIPE.warmup_ratio, report_to=[]
+    ).get_warmup_steps(total_steps)
     scheduler = transformers.get_linear_schedule_with_warmup(
         optimizer, warmup, total_steps
     )
@@ -164,3 +168,35 @@ def test_fit_matches_a_pytorch_loop_step_for_step(head, tmp_path):
         np.testing.assert_allclose(
             keras_state[key], value, rtol=1e-4, atol=1e-5, err_msg=key
         )
+
+
+def test_warmup_is_rounded_up_as_transformers_trainer(tmp_path):
+    for ratio, total in ((0.07, 30), (0.1, 30), (0.1, 345), (0.06, 1000), (0.5, 3)):
+        optimizer = create_optimizer(
+            1.0, total_steps=total, warmup_ratio=ratio, clipnorm=None
+        )
+        theirs = transformers.TrainingArguments(
+            output_dir=str(tmp_path), warmup_steps=ratio, report_to=[]
+        ).get_warmup_steps(total)
+        schedule = optimizer.get_config()["learning_rate"]["config"]
+        assert schedule["warmup_steps"] == theirs, (ratio, total)
+
+
+@pytest.mark.parametrize("name", sorted({name for name, _ in HEADS.values()}))
+def test_new_weights_are_drawn_as_transformers_draws_them(name):
+    """Normal(0, initializer_range), untruncated: ~4.6% beyond two stddevs."""
+    config = tiny_config(name, initializer_range=0.05)
+    keras.utils.set_random_seed(0)
+    model = getattr(bk, name)(config)
+    model(model.dummy_inputs)
+    kernels = np.concatenate(
+        [
+            np.ravel(v.numpy())
+            for v in model.weights
+            if v.path.endswith(("kernel", "embeddings"))
+        ]
+    )
+    assert kernels.size > 10_000
+    assert abs(kernels.std() - 0.05) < 0.002
+    beyond = np.mean(np.abs(kernels) > 2 * 0.05)
+    assert 0.035 < beyond < 0.055  # a truncated normal has none

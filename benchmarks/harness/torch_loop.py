@@ -7,6 +7,7 @@ this module must not load them.
 """
 
 import contextlib
+import math
 import platform
 import sys
 
@@ -83,8 +84,8 @@ def create_optimizer(model, args, total_steps):
         betas=(0.9, 0.999),
         eps=1e-6,
     )
-    # Rounded like bert_keras.training.optimization.create_optimizer.
-    warmup_steps = int(round(args.warmup_ratio * total_steps))
+    # Rounded up, as transformers' TrainingArguments.get_warmup_steps.
+    warmup_steps = math.ceil(args.warmup_ratio * total_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     return optimizer, scheduler, warmup_steps
 

@@ -100,7 +100,7 @@ class BertAttention(layers.Layer):
         attention_dropout_rate: float, dropout on attention probabilities.
         hidden_dropout_rate: float, dropout on the projected output.
         layer_norm_eps: float, LayerNorm epsilon.
-        initializer_range: float, stddev of the truncated normal initializer.
+        initializer_range: float, stddev of the normal initializer (as transformers).
         kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Call args:
@@ -150,7 +150,7 @@ class BertAttention(layers.Layer):
             return kernel_policy.dense(
                 hidden_size,
                 kernels,
-                kernel_initializer=keras.initializers.TruncatedNormal(
+                kernel_initializer=keras.initializers.RandomNormal(
                     stddev=initializer_range
                 ),
                 dtype=self.dtype_policy,

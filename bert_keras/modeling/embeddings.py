@@ -23,7 +23,7 @@ class BertEmbeddings(layers.Layer):
         type_vocab_size: int, number of segment (token type) ids.
         layer_norm_eps: float, LayerNorm epsilon.
         dropout_rate: float, dropout after the LayerNorm.
-        initializer_range: float, stddev of the truncated normal initializer.
+        initializer_range: float, stddev of the normal initializer (as transformers).
         pad_token_id: int or None; the row of this id gets no gradient, as
             transformers' `nn.Embedding(padding_idx=pad_token_id)` gives it
             none (it matters where padded positions reach the loss, e.g. a
@@ -50,7 +50,7 @@ class BertEmbeddings(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        initializer = keras.initializers.RandomNormal(stddev=initializer_range)
 
         def embedding(rows, name):
             return layers.Embedding(

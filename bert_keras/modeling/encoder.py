@@ -23,7 +23,7 @@ class BertLayer(layers.Layer):
         hidden_dropout_rate: float, dropout on residual branches.
         attention_dropout_rate: float, dropout on attention probabilities.
         layer_norm_eps: float, LayerNorm epsilon.
-        initializer_range: float, stddev of the truncated normal initializer.
+        initializer_range: float, stddev of the normal initializer (as transformers).
         kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Example:
@@ -52,7 +52,7 @@ class BertLayer(layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        initializer = keras.initializers.TruncatedNormal(stddev=initializer_range)
+        initializer = keras.initializers.RandomNormal(stddev=initializer_range)
         self.attention = BertAttention(
             hidden_size,
             num_attention_heads,

@@ -15,7 +15,7 @@ class BertPooler(layers.Layer):
 
     Args:
         hidden_size: int, model width.
-        initializer_range: float, stddev of the truncated normal initializer.
+        initializer_range: float, stddev of the normal initializer (as transformers).
         kernels: `"fast"` or `"reference"`, see `bert_keras.kernels`.
 
     Example:
@@ -32,7 +32,7 @@ class BertPooler(layers.Layer):
             hidden_size,
             kernels,
             activation="tanh",
-            kernel_initializer=keras.initializers.TruncatedNormal(
+            kernel_initializer=keras.initializers.RandomNormal(
                 stddev=initializer_range
             ),
             dtype=self.dtype_policy,
@@ -77,7 +77,7 @@ class BertLMPredictionHead(layers.Layer):
         hidden_size: int, model width.
         hidden_act: str, a transformers `hidden_act` name.
         layer_norm_eps: float, LayerNorm epsilon.
-        initializer_range: float, stddev of the truncated normal initializer.
+        initializer_range: float, stddev of the normal initializer (as transformers).
         word_embeddings: optional `keras.layers.Embedding` to tie the decoder
             to. It is shared, not copied, and not part of `get_config()`: a
             model that owns both layers re-ties them when rebuilt.
@@ -112,7 +112,7 @@ class BertLMPredictionHead(layers.Layer):
         self.transform_dense = kernel_policy.dense(
             hidden_size,
             kernels,
-            kernel_initializer=keras.initializers.TruncatedNormal(
+            kernel_initializer=keras.initializers.RandomNormal(
                 stddev=initializer_range
             ),
             dtype=self.dtype_policy,
@@ -147,7 +147,7 @@ class BertLMPredictionHead(layers.Layer):
             # torch layout (vocab, hidden), like the embedding table it replaces.
             self.decoder = self.add_weight(
                 shape=(self.vocab_size, self.hidden_size),
-                initializer=keras.initializers.TruncatedNormal(
+                initializer=keras.initializers.RandomNormal(
                     stddev=self.initializer_range
                 ),
                 name="decoder",

@@ -96,7 +96,7 @@ def dense(units, config, name, dtype=None, kernels="fast"):
     return kernel_policy.dense(
         units,
         kernels,
-        kernel_initializer=keras.initializers.TruncatedNormal(
+        kernel_initializer=keras.initializers.RandomNormal(
             stddev=config.initializer_range
         ),
         dtype=dtype,

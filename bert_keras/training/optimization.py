@@ -1,5 +1,6 @@
 """AdamW with BERT's learning-rate schedule and weight-decay exclusions."""
 
+import math
 import re
 
 import keras
@@ -556,7 +557,7 @@ def create_optimizer(
             given, the rate follows `WarmupLinearDecay` (warmup, then linear
             decay to 0 at this update); otherwise it is constant.
         warmup_steps: int or None, warmup length in updates; defaults to
-            `round(warmup_ratio * total_steps)`.
+            `ceil(warmup_ratio * total_steps)`, as transformers' `Trainer`.
         warmup_ratio: float, warmup as a fraction of `total_steps`.
         weight_decay: float, decoupled weight decay (not applied to biases
             and LayerNorm parameters).
@@ -597,7 +598,7 @@ def create_optimizer(
         learning_rate, keras.optimizers.schedules.LearningRateSchedule
     ):
         if warmup_steps is None:
-            warmup_steps = int(round(warmup_ratio * total_steps))
+            warmup_steps = math.ceil(warmup_ratio * total_steps)
         learning_rate = WarmupLinearDecay(learning_rate, total_steps, warmup_steps)
     if gradient_accumulation_steps is not None and (
         int(gradient_accumulation_steps) != gradient_accumulation_steps

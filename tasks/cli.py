@@ -28,7 +28,8 @@ def add_training_arguments(
 
     Flags: --epochs --batch-size --eval-batch-size --learning-rate
     --max-seq-length --warmup-ratio --weight-decay
-    --gradient-accumulation-steps --layer-lr-decay --seed --max-train-samples
+    --gradient-accumulation-steps --layer-lr-decay --seed --group-by-length
+    --max-train-samples
     --max-eval-samples --mixed-precision --push-to-hub --verbose
     --overwrite-output-dir (`add_output_arguments`), and the
     strategy flags (`add_strategy_arguments`). `training_optimizer` builds
@@ -97,6 +98,13 @@ def add_training_arguments(
         type=int,
         default=42,
         help="random seed of initialization, dropout and shuffling",
+    )
+    parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="batch training examples of similar length together: less "
+        "padding, faster, but other batches than transformers' Trainer "
+        "(which does not by default) trains on; see docs/fidelity.md",
     )
     parser.add_argument(
         "--max-train-samples",

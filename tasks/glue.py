@@ -25,19 +25,17 @@ from .cli import HelpFormatter
 from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
-from .cli import encoding_fingerprint
 from .cli import load_tokenizer
 from .cli import start_strategy
 from .cli import training_optimizer
 from .glue_tasks import TASKS
+from .glue_tasks import GlueScores
 from .glue_tasks import get_task
 from .glue_tasks import load_glue
+from .glue_tasks import tokenize
 from .observe import add_observe_arguments
 from .observe import check_observe_arguments
 
-METRICS_PATH = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "metrics", "glue"
-)
 logger = logging.getLogger("tasks.glue")
 # What tasks/metrics/glue computes per metric config (the eval_ metrics).
 METRIC_KEYS = {
@@ -116,47 +114,6 @@ def parse_args(argv=None):
 def task_metrics(task):
     """The metric names a dev evaluation of `task` gives (besides loss)."""
     return METRIC_KEYS.get(task.metric_name, ("accuracy",))
-
-
-def tokenize(dataset, tokenizer, task, max_seq_length):
-    def encode(batch):
-        texts = [batch["sentence1"]]
-        if task.is_pair:
-            texts.append(batch["sentence2"])
-        return tokenizer(*texts, truncation=True, max_length=max_seq_length)
-
-    fingerprint = encoding_fingerprint(
-        dataset, tokenizer, "glue-encode-1", task.is_pair, max_seq_length
-    )
-    return dataset.map(
-        encode, batched=True, desc="Tokenizing", new_fingerprint=fingerprint
-    )
-
-
-class GlueScores:
-    """Task metrics (accuracy, F1, MCC, correlations) via the local module."""
-
-    def __init__(self, task):
-        import evaluate
-
-        self.task = task
-        self.modules = {
-            split: evaluate.load(
-                METRICS_PATH,
-                "mnli_mismatched" if split == "dev_mismatched" else task.metric_name,
-            )
-            for split in task.dev_splits
-        }
-
-    def predictions(self, logits):
-        if self.task.is_regression:
-            return logits[:, 0]
-        return logits.argmax(-1)
-
-    def compute(self, split, logits, references):
-        return self.modules[split].compute(
-            predictions=self.predictions(logits), references=references
-        )
 
 
 def main(argv=None):
@@ -239,6 +196,7 @@ def fine_tune(args, strategy, out):
         args.batch_size,
         shuffle=True,
         seed=args.seed,
+        bucket=args.group_by_length,
         pad_token_id=pad_id,
     )
     # Dev splits are predicted shortest first, so that a batch is padded
@@ -466,6 +424,7 @@ def hyperparameters(args):
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "layer_lr_decay": args.layer_lr_decay,
         "seed": args.seed,
+        "group_by_length": args.group_by_length,
         "optimizer": "AdamW, no decay on bias/LayerNorm, clipnorm 1.0",
         "lr_schedule": "linear warmup, then linear decay to 0",
         "mixed_precision": "mixed_bfloat16" if args.mixed_precision else "float32",

@@ -321,6 +321,7 @@ def fine_tune(args, strategy, out):
             label_column=["start_positions", "end_positions"],
             shuffle=True,
             seed=args.seed,
+            bucket=args.group_by_length,
             pad_token_id=tokenizer.pad_token_id or 0,
         )
         # Global batches: the step count and schedule are those of one worker.

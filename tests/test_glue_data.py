@@ -149,7 +149,7 @@ def _lengths_dataset(n=203, seed=0):
 @pytest.mark.parametrize("batch_size", [1, 8, 32])
 def test_bucketing_pads_each_batch_to_its_own_longest(batch_size):
     data, ids = _lengths_dataset()
-    ds = to_tf_dataset(data, batch_size, shuffle=True, seed=3)
+    ds = to_tf_dataset(data, batch_size, shuffle=True, seed=3, bucket=True)
     for _epoch in range(2):
         seen = []
         for features, labels in ds:
@@ -168,8 +168,8 @@ def test_bucketing_pads_each_batch_to_its_own_longest(batch_size):
 
 def test_bucketing_groups_similar_lengths():
     data, _ = _lengths_dataset(2000)
-    bucketed = to_tf_dataset(data, 32, shuffle=True, seed=0)
-    plain = to_tf_dataset(data, 32, shuffle=True, seed=0, bucket=False)
+    bucketed = to_tf_dataset(data, 32, shuffle=True, seed=0, bucket=True)
+    plain = to_tf_dataset(data, 32, shuffle=True, seed=0)
 
     def padding_fraction(ds):
         padded = real = 0
@@ -180,6 +180,29 @@ def test_bucketing_groups_similar_lengths():
         return 1 - real / padded
 
     assert padding_fraction(bucketed) < padding_fraction(plain) / 2
+
+
+def test_training_batches_are_a_shuffled_epoch_cut_in_order():
+    """The default is transformers' batching: a fresh permutation each epoch,
+    cut into full batches and one last partial batch, lengths mixed."""
+    data, ids = _lengths_dataset(203)
+    ds = to_tf_dataset(data, 32, shuffle=True, seed=5)
+    epochs = []
+    for _epoch in range(2):
+        sizes, order = [], []
+        for features, labels in ds:
+            sizes.append(int(labels.shape[0]))
+            order.extend(labels.numpy().tolist())
+            mask = features["attention_mask"].numpy()
+            assert mask.sum(1).max() == mask.shape[1]
+        assert sizes == [32] * 6 + [11]
+        assert sorted(order) == list(range(203))
+        epochs.append(order)
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    assert epochs[0] != list(range(203))
+    # Not grouped by length: the first batch spans short and long examples.
+    first = [len(ids[i]) for i in epochs[0][:32]]
+    assert max(first) - min(first) > 30
 
 
 def test_evaluation_keeps_order_and_remainder():

@@ -72,8 +72,8 @@ def test_choices_are_padded_to_the_batch_longest(masks):
 
 def test_training_batches_are_bucketed_by_longest_choice():
     data = choices_data(n=400, seed=1)
-    ds = to_tf_dataset(data, 16, shuffle=True, seed=0, pad_token_id=PAD)
-    plain = to_tf_dataset(data, 16, shuffle=True, seed=0, bucket=False)
+    ds = to_tf_dataset(data, 16, shuffle=True, seed=0, bucket=True, pad_token_id=PAD)
+    plain = to_tf_dataset(data, 16, shuffle=True, seed=0)
 
     def padding_fraction(dataset):
         padded = real = 0

@@ -1,11 +1,13 @@
 """Input pipelines: tokenized Hugging Face datasets -> `tf.data` batches.
 
 Batches are padded to their own longest sequence (dynamic padding), not to a
-fixed maximum, and training batches are drawn from length buckets so that
-sequences of similar length share a batch: on BERT, where attention cost
-grows with the square of the length, this is most of the speed of a CPU run.
-Multiple-choice examples (`num_choices` sequences each) are padded to the
-longest choice of their batch and bucketed by their longest choice.
+fixed maximum. By default a shuffled epoch is cut into consecutive batches, as
+a PyTorch `DataLoader(shuffle=True)` does; `bucket=True` draws batches from
+length buckets instead, so that sequences of similar length share a batch:
+less padding, faster on a CPU, but other batches than transformers trains on
+(docs/fidelity.md). Multiple-choice examples (`num_choices` sequences each)
+are padded to the longest choice of their batch and bucketed by their longest
+choice.
 """
 
 import numpy as np
@@ -32,7 +34,7 @@ def to_tf_dataset(
     *,
     label_column="label",
     seed=None,
-    bucket=None,
+    bucket=False,
     num_buckets=8,
     pad_token_id=None,
     label_pad_value=IGNORE_INDEX,
@@ -64,9 +66,11 @@ def to_tf_dataset(
             per-token labels are padded with `label_pad_value`. None or a
             missing column yields features only (for `predict`).
         seed: int or None, shuffling seed.
-        bucket: bool, group similar lengths into batches (multiple choice:
-            by each example's longest choice). Defaults to `shuffle`
-            (training); evaluation keeps the dataset's order.
+        bucket: bool (False), group similar lengths into batches (multiple
+            choice: by each example's longest choice); each bucket ends an
+            epoch with its own partial batch. Faster on a CPU, but the
+            batches differ from transformers' (`--group-by-length` in the
+            task CLIs).
         num_buckets: int, number of length buckets (boundaries at length
             quantiles).
         pad_token_id: int or None, padding id for `input_ids`; None takes the
@@ -238,8 +242,6 @@ def to_tf_dataset(
     if shuffle:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if bucket is None:
-        bucket = shuffle
     drop_remainder = bool(drop_remainder)
     boundaries = _bucket_boundaries(lengths, num_buckets) if bucket else []
     if boundaries:

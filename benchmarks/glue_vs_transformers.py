@@ -6,14 +6,19 @@ twice per (task, seed): `python -m tasks.glue` (bert_keras, `model.fit`) and
 plain PyTorch loop). Every run is a fresh interpreter pinned to the same
 thread count; the two systems alternate which goes first.
 
-    python benchmarks/glue_vs_transformers.py --tasks sst2 mrpc --seeds 1 2 3 \\
-        [--data-dir ../shared/data/glue] [--train-samples-sst2 8000] \\
-        [--precision bf16|fp32] [--model PATH] [--output results.json]
+    python benchmarks/glue_vs_transformers.py [--tasks sst2 mrpc stsb wnli] \\
+        [--seeds 1 2 3 4 5] [--data-dir ../shared/data/glue] \\
+        [--train-samples-sst2 8000] [--precision fp32|bf16] [--model PATH] \\
+        [--group-by-length] [--include earlier.json ...] [--output results.json]
 
 Prints one table: per task and metric, the mean ± std over seeds of each
 system, the difference in points, the median train wall time of each, their
 ratio, and PASS when bert_keras is at most `--tolerance` points below PyTorch.
 Everything (per-run scores, times, losses, machine) also goes to `--output`.
+`--include` counts the runs of earlier outputs with the same settings as done,
+so that invocations run side by side (one per task) give one table.
+`--group-by-length` batches bert_keras's examples by length (the PyTorch side
+keeps `DataLoader(shuffle=True)`, as transformers' `Trainer` by default).
 """
 
 import argparse
@@ -33,6 +38,7 @@ TORCH_SCRIPT = os.path.join(REPO_ROOT, "benchmarks", "torch_glue.py")
 TASKS = {
     "sst2": {"metrics": ("accuracy",), "train_samples": 8000},
     "mrpc": {"metrics": ("f1", "accuracy"), "train_samples": None},
+    "stsb": {"metrics": ("pearson", "spearmanr"), "train_samples": None},
     "rte": {"metrics": ("accuracy",), "train_samples": None},
     "wnli": {"metrics": ("accuracy",), "train_samples": None},
     "cola": {"metrics": ("matthews_correlation",), "train_samples": None},
@@ -54,8 +60,8 @@ def parse_args(argv=None):
         prog="python benchmarks/glue_vs_transformers.py",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--tasks", nargs="+", default=["sst2", "mrpc"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--tasks", nargs="+", default=["sst2", "mrpc", "stsb", "wnli"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3, 4, 5])
     flags.add_model(
         parser,
         help="checkpoint dir or Hub id (default: all-MiniLM-L6-v2 from the "
@@ -77,11 +83,23 @@ def parse_args(argv=None):
     versus.add_flags(
         parser,
         RECIPE,
-        tolerance=1.0,
+        tolerance=0.5,
         tolerance_help="PASS when bert_keras is at most this many points below PyTorch",
     )
     parser.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="bert_keras batches examples of similar length together",
+    )
+    parser.add_argument(
         "--output", default="glue_vs_transformers.json", help="JSON written here"
+    )
+    parser.add_argument(
+        "--include",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="earlier outputs whose runs (same settings) count as done",
     )
     parser.add_argument(
         "--resume",
@@ -109,6 +127,7 @@ def settings(args, task):
         "train_samples": getattr(args, f"train_samples_{task}"),
         "precision": args.precision,
         "threads": args.threads,
+        "group_by_length": args.group_by_length,
         **{name: getattr(args, name) for name in RECIPE},
     }
 
@@ -119,6 +138,8 @@ def command(system, task, seed, args, output_dir):
         "--output-dir", output_dir, "--seed", str(seed), "--verbose", "0",
     ]  # fmt: skip
     argv += flags.argv_of(args, RECIPE)
+    if system == "bert_keras" and args.group_by_length:
+        argv.append("--group-by-length")
     train_samples = getattr(args, f"train_samples_{task}")
     if train_samples is not None:
         argv += ["--max-train-samples", str(train_samples)]
@@ -195,19 +216,27 @@ def write_report(path, args, runs, rows):
 
 
 def previous_runs(args):
-    """With --resume, the runs in --output whose task settings still match."""
-    if not (args.resume and os.path.isfile(args.output)):
-        return []
-    with open(args.output, encoding="utf-8") as handle:
-        previous = json.load(handle)
-    runs = [
-        run
-        for run in previous["runs"]
-        if run["task"] in args.tasks
-        and run["seed"] in args.seeds
-        and previous["settings"].get(run["task"]) == settings(args, run["task"])
-    ]
-    print(f"resuming with {len(runs)} finished run(s) from {args.output}")
+    """The runs of --include files (and of --output with --resume) whose task
+    settings still match, each (system, task, seed) once."""
+    paths = list(args.include)
+    if args.resume and os.path.isfile(args.output):
+        paths.append(args.output)
+    runs, done = [], set()
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            previous = json.load(handle)
+        for run in previous["runs"]:
+            key = (run["system"], run["task"], run["seed"])
+            if (
+                run["task"] in args.tasks
+                and run["seed"] in args.seeds
+                and key not in done
+                and previous["settings"].get(run["task"]) == settings(args, run["task"])
+            ):
+                runs.append(run)
+                done.add(key)
+    if paths:
+        print(f"{len(runs)} finished run(s) from {', '.join(paths)}")
     return runs
 
 

@@ -1,4 +1,5 @@
-"""The nine GLUE tasks as data: files, columns, labels, metrics; and their loader.
+"""The nine GLUE tasks as data (files, columns, labels, metrics), their loader,
+the tokenization and the scores `tasks.glue` and the PyTorch reference share.
 
 Local data uses the layout of GLUE's own download script
 (`DIR/<TaskDir>/train.tsv`, `dev.tsv`; MNLI `dev_matched.tsv` and
@@ -16,7 +17,12 @@ import os
 
 import datasets
 
+from .cli import encoding_fingerprint
 from .data_files import read_utf8
+
+METRICS_PATH = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "metrics", "glue"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -329,3 +335,44 @@ def _load_from_hub(task, splits):
         loaded[split] = ds.select_columns(keep)
         stats[split] = {"file": f"nyu-mll/glue/{task.name}", "rows": len(ds)}
     return loaded, stats
+
+
+def tokenize(dataset, tokenizer, task, max_seq_length):
+    def encode(batch):
+        texts = [batch["sentence1"]]
+        if task.is_pair:
+            texts.append(batch["sentence2"])
+        return tokenizer(*texts, truncation=True, max_length=max_seq_length)
+
+    fingerprint = encoding_fingerprint(
+        dataset, tokenizer, "glue-encode-1", task.is_pair, max_seq_length
+    )
+    return dataset.map(
+        encode, batched=True, desc="Tokenizing", new_fingerprint=fingerprint
+    )
+
+
+class GlueScores:
+    """Task metrics (accuracy, F1, MCC, correlations) via the local module."""
+
+    def __init__(self, task):
+        import evaluate
+
+        self.task = task
+        self.modules = {
+            split: evaluate.load(
+                METRICS_PATH,
+                "mnli_mismatched" if split == "dev_mismatched" else task.metric_name,
+            )
+            for split in task.dev_splits
+        }
+
+    def predictions(self, logits):
+        if self.task.is_regression:
+            return logits[:, 0]
+        return logits.argmax(-1)
+
+    def compute(self, split, logits, references):
+        return self.modules[split].compute(
+            predictions=self.predictions(logits), references=references
+        )

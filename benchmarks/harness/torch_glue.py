@@ -10,7 +10,7 @@ worker's); `benchmarks/torch_glue.py` is its command line.
         --output-dir OUT [--data-dir DIR] [--mixed-precision] [--num-threads 2]
 
 Same data (`tasks.glue_tasks.load_glue`, same rows), same tokenization
-(`tasks.glue.tokenize`), dynamic padding per batch, seeded shuffling, AdamW
+(`tasks.glue_tasks.tokenize`), dynamic padding per batch, seeded shuffling, AdamW
 (eps 1e-6, no decay on biases and LayerNorm weights), linear warmup then
 linear decay to 0, gradient clipping at 1.0, a dev pass after every epoch
 (timed with training, as `tasks.glue` does), and final dev scores in float32.
@@ -23,12 +23,11 @@ import os
 import time
 
 import numpy as np
-from bert_keras_tasks.glue import METRICS_PATH
-from bert_keras_tasks.glue import hyperparameters
-from bert_keras_tasks.glue import tokenize
 from bert_keras_tasks.glue_tasks import TASKS
+from bert_keras_tasks.glue_tasks import GlueScores
 from bert_keras_tasks.glue_tasks import get_task
 from bert_keras_tasks.glue_tasks import load_glue
+from bert_keras_tasks.glue_tasks import tokenize
 
 from harness import flags
 from harness import results
@@ -85,14 +84,11 @@ def predict(model, loader, mixed_precision):
 
 def main(argv=None):
     args = parse_args(argv)
-    import evaluate
     from transformers import AutoTokenizer
     from transformers import BertForSequenceClassification
 
     torch = torch_loop.set_up(args)
     task = args.task
-    if task.is_regression:
-        raise SystemExit("torch_glue.py covers the classification tasks only")
     os.makedirs(args.output_dir, exist_ok=True)
 
     splits, stats = load_glue(task, args.data_dir, ("train",) + task.dev_splits)
@@ -114,15 +110,21 @@ def main(argv=None):
         encoded[first_dev], tokenizer, COLUMNS, args.eval_batch_size
     )
     references = np.asarray(encoded[first_dev]["label"])
-    metric = evaluate.load(METRICS_PATH, task.metric_name)
-
+    scores = GlueScores(task)
+    label_maps = {}
+    if not task.is_regression:
+        label_maps = {
+            "id2label": dict(enumerate(task.label_names)),
+            "label2id": {name: i for i, name in enumerate(task.label_names)},
+        }
     model = BertForSequenceClassification.from_pretrained(
         args.model,
         num_labels=task.num_labels,
-        id2label=dict(enumerate(task.label_names)),
-        label2id={name: i for i, name in enumerate(task.label_names)},
-        problem_type="single_label_classification",
+        problem_type="regression"
+        if task.is_regression
+        else "single_label_classification",
         dtype=torch.float32,
+        **label_maps,
     )
     total_steps = len(train_loader) * args.epochs
     optimizer, scheduler, warmup_steps = torch_loop.create_optimizer(
@@ -140,9 +142,7 @@ def main(argv=None):
         start = time.perf_counter()
         logits, dev_loss = predict(model, dev_loader, args.mixed_precision)
         epoch_eval_time += time.perf_counter() - start
-        dev_scores = metric.compute(
-            predictions=logits.argmax(-1), references=references
-        )
+        dev_scores = scores.compute(first_dev, logits, references)
         epochs.append(
             {
                 "epoch": epoch + 1,
@@ -159,11 +159,11 @@ def main(argv=None):
     start = time.perf_counter()
     logits, _ = predict(model, dev_loader, mixed_precision=False)
     eval_time = time.perf_counter() - start
-    scores = metric.compute(predictions=logits.argmax(-1), references=references)
+    final_scores = scores.compute(first_dev, logits, references)
 
     num_train = len(encoded["train"])
     run = {
-        **{f"eval_{k}": float(v) for k, v in scores.items()},
+        **{f"eval_{k}": float(v) for k, v in final_scores.items()},
         "task": task.name,
         "model": args.model,
         "train_examples": num_train,
@@ -179,9 +179,17 @@ def main(argv=None):
         "warmup_steps": warmup_steps,
         **torch_loop.run_facts(model),
         "data": stats,
-        # The CLI's record, with what the PyTorch loop does differently.
         "hyperparameters": {
-            **hyperparameters(args),
+            "learning_rate": args.learning_rate,
+            "train_batch_size": args.batch_size,
+            "eval_batch_size": args.eval_batch_size,
+            "epochs": args.epochs,
+            "max_seq_length": args.max_seq_length,
+            "warmup_ratio": args.warmup_ratio,
+            "weight_decay": args.weight_decay,
+            "seed": args.seed,
+            "max_train_samples": args.max_train_samples,
+            "batching": "DataLoader(shuffle=True), as Trainer's default",
             "optimizer": "torch AdamW eps 1e-6, no decay on bias/LayerNorm, "
             "clip_grad_norm 1.0",
             "lr_schedule": "get_linear_schedule_with_warmup",

@@ -132,6 +132,17 @@ def settings(args, task):
     }
 
 
+def same_settings(recorded, args, run):
+    """Whether a recorded run used this invocation's settings; PyTorch runs
+    do not depend on --group-by-length."""
+    ours = settings(args, run["task"])
+    recorded = dict(recorded or {})
+    if run["system"] == "pytorch":
+        ours.pop("group_by_length")
+        recorded.pop("group_by_length", None)
+    return recorded == ours
+
+
 def command(system, task, seed, args, output_dir):
     argv = [
         "--task", task, "--model", args.model, "--data-dir", args.data_dir,
@@ -231,7 +242,7 @@ def previous_runs(args):
                 run["task"] in args.tasks
                 and run["seed"] in args.seeds
                 and key not in done
-                and previous["settings"].get(run["task"]) == settings(args, run["task"])
+                and same_settings(previous["settings"].get(run["task"]), args, run)
             ):
                 runs.append(run)
                 done.add(key)

@@ -92,6 +92,7 @@ def test_demo_help_shows_its_defaults_and_the_glue_flags(capsys):
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "--learning-rate 5e-5" in out and "--logging-steps" in out
+    assert "--mixed-precision --group-by-length --overwrite-output-dir" in out
 
 
 def glue_args(tiny_checkpoint, *extra):

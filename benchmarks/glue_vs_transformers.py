@@ -135,7 +135,7 @@ def settings(args, task):
 def same_settings(recorded, args, run):
     """Whether a recorded run used this invocation's settings; PyTorch runs
     do not depend on --group-by-length."""
-    ours = settings(args, run["task"])
+    ours = results.shareable(settings(args, run["task"]))  # as recorded
     recorded = dict(recorded or {})
     if run["system"] == "pytorch":
         ours.pop("group_by_length")

@@ -3,6 +3,7 @@ decay, the CLIs' schedule in a plain `compile()`, and their flags."""
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -146,7 +147,7 @@ def test_compile_with_create_optimizer_gets_the_cli_schedule(accumulation):
         )
     )
     user = model.optimizer
-    expected = WarmupLinearDecay(3e-5, total_steps, round(0.1 * total_steps))
+    expected = WarmupLinearDecay(3e-5, total_steps, math.ceil(0.1 * total_steps))
     variables = {id(user): keras.Variable(np.ones(2, "float32"))}
     variables[id(cli_optimizer)] = keras.Variable(np.ones(2, "float32"))
     for micro_batch in range(3 * batches):

@@ -244,6 +244,22 @@ def training_optimizer(args, batches_per_epoch, num_layers=None):
     return optimizer, total_steps
 
 
+def recipe_record(args):
+    """The training recipe a results file records, from `add_training_arguments`
+    flags (also what the PyTorch reference benchmarks record)."""
+    return {
+        "learning_rate": args.learning_rate,
+        "train_batch_size": args.batch_size,
+        "eval_batch_size": args.eval_batch_size,
+        "epochs": args.epochs,
+        "max_seq_length": args.max_seq_length,
+        "warmup_ratio": args.warmup_ratio,
+        "weight_decay": args.weight_decay,
+        "seed": args.seed,
+        "max_train_samples": args.max_train_samples,
+    }
+
+
 def flag_name(attribute):
     """The flag of an `argparse` attribute: max_seq_length -> --max-seq-length."""
     return "--" + attribute.replace("_", "-")

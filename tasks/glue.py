@@ -26,6 +26,7 @@ from .cli import add_training_arguments
 from .cli import check_training_arguments
 from .cli import configure_logging
 from .cli import load_tokenizer
+from .cli import recipe_record
 from .cli import start_strategy
 from .cli import training_optimizer
 from .glue_tasks import TASKS
@@ -414,21 +415,13 @@ def glue_inputs(args, splits):
 
 def hyperparameters(args):
     return {
-        "learning_rate": args.learning_rate,
-        "train_batch_size": args.batch_size,
-        "eval_batch_size": args.eval_batch_size,
-        "epochs": args.epochs,
-        "max_seq_length": args.max_seq_length,
-        "warmup_ratio": args.warmup_ratio,
-        "weight_decay": args.weight_decay,
+        **recipe_record(args),
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
         "layer_lr_decay": args.layer_lr_decay,
-        "seed": args.seed,
         "group_by_length": args.group_by_length,
         "optimizer": "AdamW, no decay on bias/LayerNorm, clipnorm 1.0",
         "lr_schedule": "linear warmup, then linear decay to 0",
         "mixed_precision": "mixed_bfloat16" if args.mixed_precision else "float32",
-        "max_train_samples": args.max_train_samples,
         "strategy": args.strategy,
         "eval_steps": args.eval_steps or "epoch",
         "metric_for_best_model": args.metric_for_best_model,

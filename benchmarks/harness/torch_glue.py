@@ -23,6 +23,7 @@ import os
 import time
 
 import numpy as np
+from bert_keras_tasks.cli import recipe_record
 from bert_keras_tasks.glue_tasks import TASKS
 from bert_keras_tasks.glue_tasks import GlueScores
 from bert_keras_tasks.glue_tasks import get_task
@@ -180,15 +181,7 @@ def main(argv=None):
         **torch_loop.run_facts(model),
         "data": stats,
         "hyperparameters": {
-            "learning_rate": args.learning_rate,
-            "train_batch_size": args.batch_size,
-            "eval_batch_size": args.eval_batch_size,
-            "epochs": args.epochs,
-            "max_seq_length": args.max_seq_length,
-            "warmup_ratio": args.warmup_ratio,
-            "weight_decay": args.weight_decay,
-            "seed": args.seed,
-            "max_train_samples": args.max_train_samples,
+            **recipe_record(args),
             "batching": "DataLoader(shuffle=True), as Trainer's default",
             "optimizer": "torch AdamW eps 1e-6, no decay on bias/LayerNorm, "
             "clip_grad_norm 1.0",

@@ -16,7 +16,8 @@ system, the difference in points, the median train wall time of each, their
 ratio, and PASS when bert_keras is at most `--tolerance` points below PyTorch.
 Everything (per-run scores, times, losses, machine) also goes to `--output`.
 `--include` counts the runs of earlier outputs with the same settings as done,
-so that invocations run side by side (one per task) give one table.
+so that invocations run side by side (one per task) give one table;
+`--report-only` runs nothing and tables what they hold.
 `--group-by-length` batches bert_keras's examples by length (the PyTorch side
 keeps `DataLoader(shuffle=True)`, as transformers' `Trainer` by default).
 """
@@ -100,6 +101,11 @@ def parse_args(argv=None):
         default=[],
         metavar="JSON",
         help="earlier outputs whose runs (same settings) count as done",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: the table of the --include (and --resume) runs",
     )
     parser.add_argument(
         "--resume",
@@ -189,12 +195,17 @@ def run_one(system, task, seed, args, work_dir):
 def summarize(runs, tasks, tolerance):
     rows = []
     for task in tasks:
+        ran = [r for r in runs if r["task"] == task]
+        # Seeds both systems finished: a half-done seed is left out.
+        seeds = set.intersection(
+            *({r["seed"] for r in ran if r["system"] == s} for s in versus.SYSTEMS)
+        )
+        if not seeds:
+            continue
         by_system = {
-            system: [r for r in runs if r["task"] == task and r["system"] == system]
+            system: [r for r in ran if r["system"] == system and r["seed"] in seeds]
             for system in versus.SYSTEMS
         }
-        if not all(by_system.values()):
-            continue
         for metric in TASKS[task]["metrics"]:
             row = {"task": task, **versus.metric_row(by_system, metric, True)}
             row["pass"] = row["difference_points"] >= -tolerance
@@ -204,13 +215,14 @@ def summarize(runs, tasks, tolerance):
 
 def format_table(rows, tolerance):
     header = (
-        "| task | metric | bert_keras | PyTorch | diff (pts) | bert_keras train s "
-        f"| PyTorch train s | time ratio | ≥ −{tolerance:g} pt |"
+        "| task | metric | seeds | bert_keras | PyTorch | diff (pts) | bert_keras "
+        f"train s | PyTorch train s | time ratio | ≥ −{tolerance:g} pt |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 10]
     for row in rows:
+        seeds = len(row["bert_keras"]["values"])
         lines.append(
-            f"| {row['task']} | {row['metric']} {versus.row_cells(row)}"
+            f"| {row['task']} | {row['metric']} | {seeds} {versus.row_cells(row)}"
             f"| {'PASS' if row['pass'] else 'FAIL'} |"
         )
     return "\n".join(lines)
@@ -259,7 +271,7 @@ def main(argv=None):
         for task in args.tasks:
             for index, seed in enumerate(args.seeds):
                 for system in processes.in_turn(versus.SYSTEMS, index):
-                    if (system, task, seed) in done:
+                    if (system, task, seed) in done or args.report_only:
                         continue
                     run = run_one(system, task, seed, args, work)
                     runs.append(run)
@@ -276,7 +288,7 @@ def main(argv=None):
     write_report(args.output, args, runs, rows)
     print()
     print(
-        f"{args.precision}, {args.threads} threads, seeds {args.seeds}; "
+        f"{args.precision}, {args.threads} threads, seeds asked {args.seeds}; "
         "scores in points (mean ± sample std over seeds), train wall time "
         "= median over seeds"
     )

@@ -128,7 +128,10 @@ def parse_args(argv=None):
 def settings(args, task):
     """The settings a run depends on; --resume reuses runs that match."""
     return {
-        "model": args.model,
+        # A local checkpoint by its folder name: the same whichever tree runs.
+        "model": os.path.basename(os.path.normpath(args.model))
+        if os.path.isdir(args.model)
+        else args.model,
         "data_dir": os.path.abspath(args.data_dir),
         "train_samples": getattr(args, f"train_samples_{task}"),
         "precision": args.precision,

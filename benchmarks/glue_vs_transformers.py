@@ -236,7 +236,7 @@ def write_report(path, args, runs, rows):
         **results.header({task: settings(args, task) for task in args.tasks}),
         "tolerance_points": args.tolerance,
         "summary": rows,
-        "runs": runs,
+        "runs": results.shareable(runs),  # logs sit in a local scratch dir
     }
     results.write_json(path, payload)
 

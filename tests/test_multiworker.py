@@ -50,6 +50,11 @@ for name in TASK_CLASS_NAMES:
     x = inputs_for(name, config, batch=13, seq=9, seed=0)
     y = labels_for(name, config, batch=13, seq=9, seed=1)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    # As in to_tf_dataset: deleting an autotuned iterator can wait out the
+    # tuning period (docs/performance.md) while the other worker waits too.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = data.with_options(options)
     with strategy.scope():
         model = getattr(bk, name)(config)
         # SGD: Adam's first steps move every weight by about the learning
@@ -64,7 +69,8 @@ for name in TASK_CLASS_NAMES:
     nine = data.unbatch().take(9).batch(8)
     scores = model.evaluate(nine, verbose=0, return_dict=True)
     predicted = model.predict(nine.map(lambda x, y: x), verbose=0)
-    where = os.path.join(sys.argv[2], f"{name}-{sys.argv[1]}-{int(is_chief())}.npz")
+    chief = int(is_chief(strategy))
+    where = os.path.join(sys.argv[2], f"{name}-{sys.argv[1]}-{chief}.npz")
     np.savez(where, *model.get_weights())
     results[name] = {
         "losses": losses, "evaluate": {k: float(v) for k, v in scores.items()},

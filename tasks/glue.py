@@ -220,24 +220,14 @@ def fine_tune(args, strategy, out):
         logits = model.predict(dev_ds[split], verbose=eval_verbose)["logits"]
         return logits[file_order[split]]
 
-    label_maps = {}
-    if not task.is_regression:
-        label_maps = {
-            "id2label": dict(enumerate(task.label_names)),
-            "label2id": {name: i for i, name in enumerate(task.label_names)},
-        }
     # Global batches: the step count and schedule are those of one worker.
     steps_per_epoch = int(train_ds.cardinality())
     with strategy.scope():
         model = bk.BertForSequenceClassification.from_pretrained(
             args.model,
-            num_labels=task.num_labels,
             ignore_mismatched_sizes=args.ignore_mismatched_sizes,
             dtype="mixed_bfloat16" if args.mixed_precision else None,
-            problem_type="regression"
-            if task.is_regression
-            else "single_label_classification",
-            **label_maps,
+            **task.head_config(),
         )
         resume_callbacks = lora_cli.apply_lora(model, args, resume_callbacks)
         # total_steps counts optimizer updates (batches / accumulation steps).

@@ -53,6 +53,19 @@ class GlueTask:
     def is_pair(self):
         return len(self.text_columns) == 2
 
+    def head_config(self):
+        """`from_pretrained` keywords of this task's classifier, either framework."""
+        config = {
+            "num_labels": self.num_labels,
+            "problem_type": "regression"
+            if self.is_regression
+            else "single_label_classification",
+        }
+        if not self.is_regression:
+            config["id2label"] = dict(enumerate(self.label_names))
+            config["label2id"] = {name: i for i, name in enumerate(self.label_names)}
+        return config
+
 
 TASKS = {
     task.name: task

@@ -112,20 +112,8 @@ def main(argv=None):
     )
     references = np.asarray(encoded[first_dev]["label"])
     scores = GlueScores(task)
-    label_maps = {}
-    if not task.is_regression:
-        label_maps = {
-            "id2label": dict(enumerate(task.label_names)),
-            "label2id": {name: i for i, name in enumerate(task.label_names)},
-        }
     model = BertForSequenceClassification.from_pretrained(
-        args.model,
-        num_labels=task.num_labels,
-        problem_type="regression"
-        if task.is_regression
-        else "single_label_classification",
-        dtype=torch.float32,
-        **label_maps,
+        args.model, dtype=torch.float32, **task.head_config()
     )
     total_steps = len(train_loader) * args.epochs
     optimizer, scheduler, warmup_steps = torch_loop.create_optimizer(

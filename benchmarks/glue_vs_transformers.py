@@ -218,8 +218,8 @@ def summarize(runs, tasks, tolerance):
 
 def format_table(rows, tolerance):
     header = (
-        "| task | metric | seeds | bert_keras | PyTorch | diff (pts) | bert_keras "
-        f"train s | PyTorch train s | time ratio | ≥ −{tolerance:g} pt |"
+        "| task | metric | seeds | bert_keras | PyTorch | diff ± s.e. (pts) "
+        f"| bert_keras train s | PyTorch train s | time ratio | ≥ −{tolerance:g} pt |"
     )
     lines = [header, "|" + "---|" * 10]
     for row in rows:
@@ -292,8 +292,8 @@ def main(argv=None):
     print()
     print(
         f"{args.precision}, {args.threads} threads, seeds asked {args.seeds}; "
-        "scores in points (mean ± sample std over seeds), train wall time "
-        "= median over seeds"
+        "scores in points (mean ± sample std over seeds; the difference ± its "
+        "standard error), train wall time = median over seeds"
     )
     print(format_table(rows, args.tolerance))
     print(f"\nfull results in {os.path.abspath(args.output)}")

@@ -148,7 +148,7 @@ def summarize(runs, tolerance):
 
 def format_table(rows, tolerance):
     lines = [
-        "| metric | bert_keras | PyTorch | diff (pts) | bert_keras train s "
+        "| metric | bert_keras | PyTorch | diff ± s.e. (pts) | bert_keras train s "
         f"| PyTorch train s | time ratio | within ±{tolerance:g} pt |",
         "|" + "---|" * 8,
     ]
@@ -186,7 +186,8 @@ def main(argv=None):
     print(
         f"\n{args.precision}, {args.threads} threads, seeds {args.seeds}, "
         f"{args.train_articles} train articles; scores in points (mean ± std "
-        "over seeds), train wall time = median over seeds"
+        "over seeds; the difference ± its standard error), train wall time = "
+        "median over seeds"
     )
     print(format_table(rows, args.tolerance))
     print(f"\nfull results in {os.path.abspath(args.output)}")

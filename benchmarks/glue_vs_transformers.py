@@ -17,7 +17,9 @@ ratio, and PASS when bert_keras is at most `--tolerance` points below PyTorch.
 Everything (per-run scores, times, losses, machine) also goes to `--output`.
 `--include` counts the runs of earlier outputs with the same settings as done,
 so that invocations run side by side (one per task) give one table;
-`--report-only` runs nothing and tables what they hold.
+`--report-only` runs nothing and tables what they hold. An existing `--output`
+holding runs the invocation would not write back stops it before anything
+runs (`--overwrite` replaces it).
 `--group-by-length` batches bert_keras's examples by length (the PyTorch side
 keeps `DataLoader(shuffle=True)`, as transformers' `Trainer` by default).
 """
@@ -111,6 +113,11 @@ def parse_args(argv=None):
         "--resume",
         action="store_true",
         help="keep the runs already in --output that used the same settings",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an --output holding runs this invocation would not keep",
     )
     flags.add_work_dir(
         parser, help="per-run outputs and logs (default: a temporary dir, removed)"
@@ -266,9 +273,34 @@ def previous_runs(args):
     return runs
 
 
+def refuse_to_drop_runs(args, runs):
+    """Stops before an --output holding runs outside this invocation is replaced.
+
+    Side-by-side invocations that --include each other's outputs would
+    otherwise each rewrite a shared --output with only their own tasks.
+    """
+    if args.overwrite or not os.path.isfile(args.output):
+        return
+    with open(args.output, encoding="utf-8") as handle:
+        held = json.load(handle).get("runs", [])
+    kept = {(r["system"], r["task"], r["seed"]) for r in runs}
+    dropped = sorted(
+        {(r["task"], r["seed"], r["system"]) for r in held}
+        - {(task, seed, system) for system, task, seed in kept}
+    )
+    if dropped:
+        sys.exit(
+            f"{args.output} holds {len(dropped)} run(s) this invocation would "
+            f"not keep (first: {' '.join(map(str, dropped[0]))}): other tasks or "
+            "seeds, or other settings. Give another --output, --include it with "
+            "--tasks and --seeds that cover its runs, or pass --overwrite."
+        )
+
+
 def main(argv=None):
     args = parse_args(argv)
     runs = previous_runs(args)
+    refuse_to_drop_runs(args, runs)
     done = {(r["system"], r["task"], r["seed"]) for r in runs}
     with processes.scratch_directory(args.work_dir, "glue_vs_transformers_") as work:
         for task in args.tasks:

@@ -273,8 +273,8 @@ def previous_runs(args):
     return runs
 
 
-def refuse_to_drop_runs(args, runs):
-    """Stops before an --output holding runs outside this invocation is replaced.
+def refuse_to_drop_runs(args, done):
+    """Stops before an --output holding runs outside `done` is replaced.
 
     Side-by-side invocations that --include each other's outputs would
     otherwise each rewrite a shared --output with only their own tasks.
@@ -283,11 +283,7 @@ def refuse_to_drop_runs(args, runs):
         return
     with open(args.output, encoding="utf-8") as handle:
         held = json.load(handle).get("runs", [])
-    kept = {(r["system"], r["task"], r["seed"]) for r in runs}
-    dropped = sorted(
-        {(r["task"], r["seed"], r["system"]) for r in held}
-        - {(task, seed, system) for system, task, seed in kept}
-    )
+    dropped = sorted({(r["system"], r["task"], r["seed"]) for r in held} - done)
     if dropped:
         sys.exit(
             f"{args.output} holds {len(dropped)} run(s) this invocation would "
@@ -300,8 +296,8 @@ def refuse_to_drop_runs(args, runs):
 def main(argv=None):
     args = parse_args(argv)
     runs = previous_runs(args)
-    refuse_to_drop_runs(args, runs)
     done = {(r["system"], r["task"], r["seed"]) for r in runs}
+    refuse_to_drop_runs(args, done)
     with processes.scratch_directory(args.work_dir, "glue_vs_transformers_") as work:
         for task in args.tasks:
             for index, seed in enumerate(args.seeds):

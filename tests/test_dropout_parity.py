@@ -22,18 +22,18 @@ import bert_keras as bk
 
 COPIES = 1000
 OUTPUTS = ("logits", "start_logits", "end_logits")
-OFF = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+# Each kind of dropout and its rate: attention probabilities; embeddings and
+# each residual branch; the classifier input (sequence and token
+# classification; none in QA).
+RATES = {
+    "attention": "attention_probs_dropout_prob",
+    "hidden": "hidden_dropout_prob",
+    "classifier": "classifier_dropout",
+}
+# One kind on at 0.3, the others off.
 KINDS = {
-    # Attention probabilities.
-    "attention": {
-        **OFF,
-        "attention_probs_dropout_prob": 0.3,
-        "classifier_dropout": 0.0,
-    },
-    # Embeddings and each residual branch (the classifier's own rate is 0).
-    "hidden": {**OFF, "hidden_dropout_prob": 0.3, "classifier_dropout": 0.0},
-    # The classifier input (sequence and token classification; none in QA).
-    "classifier": {**OFF, "classifier_dropout": 0.3},
+    kind: {**dict.fromkeys(RATES.values(), 0.0), rate: 0.3}
+    for kind, rate in RATES.items()
 }
 
 
@@ -90,10 +90,7 @@ def test_training_outputs_spread_as_transformers_outputs(head, kind, tmp_path):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_another_rate_changes_the_spread(kind, tmp_path):
-    rate = {
-        "attention": "attention_probs_dropout_prob",
-        "hidden": "hidden_dropout_prob",
-        "classifier": "classifier_dropout",
-    }[kind]
-    theirs, mine = sampled_outputs("classification", kind, tmp_path, **{rate: 0.2})
+    theirs, mine = sampled_outputs(
+        "classification", kind, tmp_path, **{RATES[kind]: 0.2}
+    )
     assert spread_ratio(theirs, mine) < 0.9, spread_ratio(theirs, mine)
